@@ -1,0 +1,22 @@
+"""rdls: radiomics-based deep-learning subtypes of rectal cancer (see README.md)."""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/cohort.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

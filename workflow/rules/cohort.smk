@@ -1,0 +1,29 @@
+"""Overview of the cohort as the sheets describe it."""
+
+
+rule cohort_overview:
+    """Subjects, modalities, events and follow-up per cohort."""
+    input:
+        **SHEETS,
+    output:
+        table=report(
+            "results/cohort/overview.tsv",
+            caption="../report/cohort_overview.rst",
+            category="Cohort",
+            labels={"table": "overview"},
+        ),
+        figure=report(
+            "results/cohort/overview.png",
+            caption="../report/cohort_overview.rst",
+            category="Cohort",
+            labels={"figure": "overview"},
+        ),
+        figure_vector="results/cohort/overview.svg",
+    params:
+        covariates=COVARIATES,
+    log:
+        "logs/cohort/overview.log",
+    conda:
+        "../envs/cohort.yaml"
+    script:
+        "../scripts/cohort_overview.py"

@@ -1,0 +1,94 @@
+"""The workflow's configuration: validated against its schema, defaults filled in."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rdls.errors import InputError
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def load_schema(name: str) -> dict:
+    """Read one of the workflow's JSON schemas (written as YAML) by its file stem."""
+    with open(SCHEMA_DIR / f"{name}.schema.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+def _fill_defaults(validator_class):
+    """Extend a validator so that it writes each property's default into the instance.
+
+    The defaults live in the schema only, so the config file, the docs and the code can
+    never disagree about them.
+    """
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _fill_defaults(jsonschema.Draft7Validator)
+
+
+def validate_config(config: dict[str, Any], *, source: str = "the config") -> dict[str, Any]:
+    """Check a config against ``config.schema.yaml`` and return a copy with defaults filled.
+
+    Raises
+    ------
+    InputError
+        Listing every unknown key, wrong type and out-of-range value, each with its key
+        path and what the schema allows.
+    """
+    schema = load_schema("config")
+    filled = copy.deepcopy(dict(config))
+    errors = sorted(
+        _DefaultFillingValidator(schema).iter_errors(filled), key=lambda e: list(e.path)
+    )
+    if errors:
+        problems = [_describe(error, schema) for error in errors]
+        raise InputError(
+            f"{len(problems)} problem(s) in {source}:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+    return filled
+
+
+def _describe(error: jsonschema.ValidationError, schema: dict) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        prefix = f"{where}." if error.absolute_path else ""
+        return (
+            f"unknown key(s) {', '.join(repr(prefix + k) for k in unknown)}; "
+            f"allowed here: {', '.join(allowed)}. Fix the spelling or remove the key "
+            "(config/config.yaml lists every key with its meaning)."
+        )
+    description = _description_at(schema, list(error.absolute_path))
+    hint = f" ({description})" if description else ""
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"key '{where}': {error.instance!r} is not allowed; use one of {allowed}{hint}."
+    if error.validator == "type":
+        return f"key '{where}': {error.instance!r} is not of type '{error.validator_value}'{hint}."
+    return f"key '{where}': {error.message}{hint}."
+
+
+def _description_at(schema: dict, path: list) -> str:
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    return " ".join(node.get("description", "").split())
