@@ -5,6 +5,7 @@ rule cohort_overview:
     """Subjects, modalities, events and follow-up per cohort."""
     input:
         **SHEETS,
+        code=rdls_sources("cohort", "sheets", "config"),
     output:
         table=report(
             "results/cohort/overview.tsv",
@@ -19,11 +20,11 @@ rule cohort_overview:
             labels={"figure": "overview"},
         ),
         figure_vector="results/cohort/overview.svg",
-    params:
-        covariates=COVARIATES,
     log:
         "logs/cohort/overview.log",
     conda:
         "../envs/cohort.yaml"
+    params:
+        covariates=COVARIATES,
     script:
         "../scripts/cohort_overview.py"

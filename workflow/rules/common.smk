@@ -9,8 +9,9 @@ import rdls.demo
 from rdls.config import validate_config
 from rdls.sheets import SHEET_NAMES, load_cohort, validate_cohort
 
-
-config.update(validate_config(config, source="the config (config/config.yaml, --configfile and --config)"))
+config.update(
+    validate_config(config, source="the config (config/config.yaml, --configfile and --config)")
+)
 
 DEMO = config["demo"]["activate"]
 COVARIATES = config["clinical"]["covariates"]
@@ -34,6 +35,12 @@ else:
     COHORT = load_cohort(SHEETS, covariates=COVARIATES, bulk_counts=BULK_COUNTS)
 
 
+def rdls_sources(*modules):
+    """Package modules whose change must rerun a rule; Snakemake itself tracks only the script."""
+    package = Path(workflow.basedir) / "workflow" / "scripts" / "rdls"
+    return [str(package / f"{module.replace('.', '/')}.py") for module in modules]
+
+
 def demo_mri_images():
     """MRI of the demo: NIfTI files, and a folder per DICOM series."""
     images = [f"{DEMO_ROOT}/{image}" for image in DEMO_PLAN.mri["image"]]
@@ -43,9 +50,11 @@ def demo_mri_images():
 def demo_scrna_samples():
     """scRNA-seq of the demo: 10x HDF5 files, and a folder per 10x mtx sample."""
     return [
-        directory(f"{DEMO_ROOT}/{sample.path}")
-        if sample.format == "10x_mtx"
-        else f"{DEMO_ROOT}/{sample.path}"
+        (
+            directory(f"{DEMO_ROOT}/{sample.path}")
+            if sample.format == "10x_mtx"
+            else f"{DEMO_ROOT}/{sample.path}"
+        )
         for sample in DEMO_PLAN.scrna.itertuples()
     ]
 
