@@ -132,3 +132,22 @@ def test_bad_sheet_stops_before_any_job(tmp_path):
         "column 'rfs_event': '2' is not one of 0, 1",
     ):
         assert expected in run.stdout + run.stderr
+
+
+def test_own_cohort_runs_from_its_sheets(tiny_run, tmp_path):
+    """With the demo off, the workflow analyses the sheets the config names (here the demo's)."""
+    demo = tiny_run / "results/demo/tiny"
+    shutil.copytree(demo, tmp_path / "cohort")
+    sheets = "".join(f"  {n}: cohort/sheets/{n}.tsv\n" for n in ("subjects", "mri", "slides",
+                                                                  "scrna", "bulk"))  # fmt: skip
+    workdir = deploy(
+        tmp_path,
+        "demo:\n  activate: false\nsheets:\n" + sheets + "  bulk_counts: cohort/bulk/counts.tsv\n",
+    )
+    for name in ("subjects", "mri", "slides", "scrna", "bulk"):  # paths relative to workdir
+        sheet = workdir / "cohort/sheets" / f"{name}.tsv"
+        sheet.write_text(sheet.read_text().replace(str(Path("results/demo/tiny")), "cohort"))
+    run = snakemake(workdir, "--cores", "2", "--configfile", "override.yaml")
+    assert "demo_" not in run.stdout + run.stderr
+    overview = pd.read_csv(workdir / "results/cohort/overview.tsv", sep="\t", index_col=0)
+    assert overview.loc["all", "subjects"] == 60
