@@ -5,6 +5,7 @@ import re
 import pandas as pd
 import pytest
 
+from rdls.config import load_schema
 from rdls.errors import InputError
 from rdls.sheets import SHEET_NAMES, load_cohort, read_sheet
 
@@ -282,6 +283,33 @@ def test_extra_columns_are_kept(cohort_dir):
     rows = [text[0] + "\tmsi_status"] + [line + "\tMSS" for line in text[1:]]
     (cohort_dir / "subjects.tsv").write_text("\n".join(rows) + "\n")
     assert load(covariates=["msi_status"]).subjects["msi_status"].tolist() == ["MSS"] * 4
+
+
+def test_misspelt_optional_column_is_refused_not_ignored(cohort_dir):
+    edit("subjects", "\tt_stage\t", "\tt_satge\t")
+    message = problems_of(covariates=["age"])
+    assert "subjects.tsv: unknown column(s) 't_satge'; known columns: subject_id, cohort" in (
+        message
+    )
+    assert "or name it under the config key clinical.covariates" in message
+
+
+def test_unknown_column_of_a_modality_sheet(cohort_dir):
+    edit("slides", "\tmpp\n", "\tmicrons\n")
+    message = problems_of()
+    assert "slides.tsv: unknown column(s) 'microns'; known columns: slide_id, subject_id, path" in (
+        message
+    )
+    assert "clinical.covariates" not in message
+
+
+def test_every_sheet_schema_is_closed_and_described():
+    for name in SHEET_NAMES:
+        schema = load_schema(f"sheets/{name}")
+        assert schema["additionalProperties"] is False
+        assert schema["x-key"] in schema["required"]
+        for column, spec in schema["properties"].items():
+            assert spec.get("description"), f"{name}.{column} has no description"
 
 
 def test_read_sheet_keeps_text_as_written(cohort_dir):

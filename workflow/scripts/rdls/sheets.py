@@ -128,7 +128,8 @@ def validate_cohort(
     problems: list[str] = []
     typed = {}
     for name in SHEET_NAMES:
-        sheet = _SheetChecker(name, sources[name], load_schema(f"sheets/{name}"))
+        extra = covariates if name == "subjects" else ()
+        sheet = _SheetChecker(name, sources[name], load_schema(f"sheets/{name}"), extra)
         typed[name] = sheet.check(frames[name].copy(), problems)
         if check_files:
             sheet.check_files(typed[name], Path(base_dir), problems)
@@ -161,15 +162,23 @@ def validate_cohort(
 
 
 class _SheetChecker:
-    """Schema checks of one sheet, row by row."""
+    """Schema checks of one sheet, row by row.
 
-    def __init__(self, name: str, source: str, schema: dict) -> None:
+    ``extra_columns`` are columns the config allows beyond the schema's (the clinical
+    covariates of the subjects sheet); they are kept as text.
+    """
+
+    def __init__(self, name: str, source: str, schema: dict, extra_columns=()) -> None:
         self.name = name
         self.source = source
-        self.schema = schema
         self.key = schema["x-key"]
-        self.columns = schema["properties"]
-        self.validator = jsonschema.Draft7Validator(schema)
+        self.columns = dict(schema["properties"])
+        for column in extra_columns:
+            self.columns.setdefault(
+                column, {"type": "string", "description": "A covariate named in the config."}
+            )
+        self.schema = {**schema, "properties": self.columns}
+        self.validator = jsonschema.Draft7Validator(self.schema)
 
     def where(self, frame: pd.DataFrame, row: int) -> str:
         label = f"{self.source}, row {row + 1}"
@@ -187,6 +196,19 @@ class _SheetChecker:
                 "header line; config/README.md describes each column."
             )
             return frame
+        unknown = [c for c in frame.columns if c not in self.columns]
+        if unknown:
+            hint = (
+                ", or name it under the config key clinical.covariates to use it as a covariate"
+                if self.name == "subjects"
+                else ""
+            )
+            problems.append(
+                f"{self.source}: unknown column(s) {', '.join(repr(c) for c in unknown)}; "
+                f"known columns: {', '.join(self.columns)}. Fix the spelling, or remove the "
+                f"column{hint}."
+            )
+            frame = frame.drop(columns=unknown)
         frame = frame.reset_index(drop=True)
         for column, spec in self.columns.items():
             if column not in frame.columns and "default" in spec:
