@@ -58,8 +58,7 @@ def write_sheets(plan: DemoPlan, *, root: str | Path) -> dict[str, Path]:
 def generate_mri(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.DataFrame:
     """Write every subject's T2-weighted volume and tumour mask; return the MRI truth."""
     root = Path(root)
-    subtypes = plan.truth_subjects.set_index("subject_id")["subtype"]
-    centres = plan.subjects.set_index("subject_id")["centre"]
+    subtypes, centres = plan.subtype_of, plan.centre_of
     tasks = []
     for index, series in plan.mri.iterrows():
         sid = series["subject_id"]
@@ -85,8 +84,7 @@ def generate_mri(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.Da
 def generate_slides(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.DataFrame:
     """Write every whole-slide image; return the per-slide truth (densities, stroma)."""
     root = Path(root)
-    subtypes = plan.truth_subjects.set_index("subject_id")["subtype"]
-    centres = plan.subjects.set_index("subject_id")["centre"]
+    subtypes, centres = plan.subtype_of, plan.centre_of
     tasks = [
         {
             "slide_id": slide["slide_id"],
@@ -125,7 +123,7 @@ def generate_bulk(plan: DemoPlan, *, root: str | Path) -> pd.DataFrame:
 def generate_scrna(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.DataFrame:
     """Write every scRNA-seq sample in 10x format; return the planted cell types."""
     root = Path(root)
-    subtypes = plan.truth_subjects.set_index("subject_id")["subtype"]
+    subtypes = plan.subtype_of
     tasks = [
         {
             "sample_id": sample["sample_id"],

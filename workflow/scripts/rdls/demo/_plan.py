@@ -124,6 +124,16 @@ class DemoPlan:
     hazard_coefficients: pd.DataFrame
     sheets: dict[str, pd.DataFrame] = field(init=False)
 
+    @property
+    def subtype_of(self) -> pd.Series:
+        """Planted subtype by subject_id."""
+        return self.truth_subjects.set_index("subject_id")["subtype"]
+
+    @property
+    def centre_of(self) -> pd.Series:
+        """Centre by subject_id."""
+        return self.subjects.set_index("subject_id")["centre"]
+
     def __post_init__(self) -> None:
         self.sheets = {
             "subjects": self.subjects,
