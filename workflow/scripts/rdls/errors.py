@@ -1,5 +1,19 @@
-"""The one error type that rdls raises for input a user can fix."""
+"""The error types that rdls raises for problems a user can fix."""
 
 
 class InputError(ValueError):
     """Bad input: the message names the file, the row or key, the column and the fix."""
+
+
+class QCFailure(Exception):
+    """One item (a subject's MRI, a slide) that cannot be processed.
+
+    Where the config allows exclusions (``qc.allow_exclusions``), the item is left out and
+    recorded in ``results/qc/exclusions.tsv`` with ``step`` and ``reason``; otherwise the
+    run stops with the reason. The reason names the file and says what to do.
+    """
+
+    def __init__(self, reason: str, *, step: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.step = step
