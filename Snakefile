@@ -14,6 +14,8 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/imaging.smk"
+include: "workflow/rules/qc.smk"
 
 
 rule all:

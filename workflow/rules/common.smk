@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 import rdls.demo
+import rdls.imaging.shards
 from rdls.config import validate_config
 from rdls.sheets import SHEET_NAMES, load_cohort, validate_cohort
 
@@ -33,6 +34,17 @@ else:
     SHEETS = {name: config["sheets"][name] for name in SHEET_NAMES}
     BULK_COUNTS = config["sheets"]["bulk_counts"]
     COHORT = load_cohort(SHEETS, covariates=COVARIATES, bulk_counts=BULK_COUNTS)
+
+
+IMAGING = config["imaging"]["activate"]
+ALLOW_EXCLUSIONS = config["qc"]["allow_exclusions"]
+# Shard of every subject with an MRI: a stable hash of its ID within its cohort.
+MRI_SHARD_OF = rdls.imaging.shards.assign_shards(
+    COHORT.mri.merge(COHORT.subjects[["subject_id", "cohort"]], on="subject_id"),
+    shards_per_cohort=config["imaging"]["shards_per_cohort"],
+)
+MRI_SHARDS = sorted(set(MRI_SHARD_OF))
+MRI_COHORTS = sorted({rdls.imaging.shards.shard_cohort(shard) for shard in MRI_SHARDS})
 
 
 def rdls_sources(*modules):
@@ -71,9 +83,89 @@ def demo_targets():
     return [*SHEETS.values(), *[demo_truth(name) for name in truth]]
 
 
+def mri_shard_rows(wildcards):
+    """The mri sheet's rows of one shard, as the ingest step takes them."""
+    members = MRI_SHARD_OF.index[MRI_SHARD_OF == wildcards.shard]
+    rows = COHORT.mri[COHORT.mri["subject_id"].isin(members)].sort_values("subject_id")
+    return [
+        {
+            "subject_id": row.subject_id,
+            "image": row.image,
+            "mask": row.mask,
+            "mask_label": int(row.mask_label),
+        }
+        for row in rows.itertuples()
+    ]
+
+
+def mri_shard_files(wildcards):
+    """Images and masks of one shard: their change reruns the shard."""
+    rows = mri_shard_rows(wildcards)
+    return {
+        "images": [row["image"] for row in rows],
+        "masks": [row["mask"] for row in rows],
+    }
+
+
+def mri_shard_outputs(pattern, cohort=None):
+    """One path per shard (of one cohort, or of all), from a pattern with {shard}."""
+    return [
+        pattern.format(shard=shard)
+        for shard in MRI_SHARDS
+        if cohort is None or rdls.imaging.shards.shard_cohort(shard) == cohort
+    ]
+
+
+def mri_cohort_crops(wildcards):
+    return mri_shard_outputs("results/imaging/crops/{shard}.npz", cohort=wildcards.cohort)
+
+
+def encoder_training_inputs():
+    """The training cohort's crops, or the user's pretrained checkpoint instead."""
+    pretrained = config["imaging"]["encoder"]["checkpoint"]
+    if pretrained:
+        return {"pretrained": pretrained}
+    return {"crops": mri_shard_outputs("results/imaging/crops/{shard}.npz", cohort="training")}
+
+
+def imaging_stability_tables():
+    if not config["imaging"]["stability"]["activate"]:
+        return {}
+    return {
+        f"icc_{family}": f"results/imaging/stability/{family}_icc.tsv"
+        for family in ("radiomics", "deep")
+    }
+
+
+def imaging_status_tables():
+    return [
+        *mri_shard_outputs("results/imaging/ingested/{shard}.tsv"),
+        *mri_shard_outputs("results/imaging/crops/{shard}.tsv"),
+        *mri_shard_outputs("results/imaging/radiomics/{shard}.tsv"),
+    ]
+
+
+def imaging_targets():
+    if not IMAGING:
+        return []
+    return [
+        *[f"results/imaging/features/{family}.parquet" for family in ("radiomics", "deep")],
+        "results/imaging/harmonisation.tsv",
+        "results/imaging/encoder/training_curve.png",
+        *[f"results/imaging/montages/{cohort}.png" for cohort in MRI_COHORTS],
+    ]
+
+
+def qc_exclusion_tables():
+    """Each branch's exclusions, merged into results/qc/exclusions.tsv."""
+    return ["results/imaging/qc_exclusions.tsv"] if IMAGING else []
+
+
 def all_targets():
     return [
         *demo_targets(),
+        *imaging_targets(),
+        "results/qc/exclusions.tsv",
         "results/cohort/overview.tsv",
         "results/cohort/overview.png",
     ]

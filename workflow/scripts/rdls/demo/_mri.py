@@ -55,8 +55,8 @@ class _Look:
 # RDLS3: intermediate size, lobulated, low (fibrotic) signal with streaky texture.
 _LOOKS = {
     "RDLS1": _Look(
-        diameter_mm=(36.0, 5.0, 26.0, 48.0),
-        signal=(0.60, 0.07),
+        diameter_mm=(38.0, 4.0, 28.0, 48.0),
+        signal=(0.58, 0.05),
         texture_sd=(0.06, 0.16),
         texture_sigma_vox=(1.5, 2.8),
         streaky=False,
@@ -65,8 +65,8 @@ _LOOKS = {
         spikes=((3, 18), (30.0, 120.0), (0.15, 0.55)),
     ),
     "RDLS2": _Look(
-        diameter_mm=(25.0, 4.0, 16.0, 34.0),
-        signal=(0.72, 0.07),
+        diameter_mm=(24.0, 3.5, 16.0, 34.0),
+        signal=(0.76, 0.05),
         texture_sd=(0.02, 0.08),
         texture_sigma_vox=(0.5, 1.2),
         streaky=False,
@@ -75,8 +75,8 @@ _LOOKS = {
         spikes=((0, 4), (30.0, 120.0), (0.05, 0.30)),
     ),
     "RDLS3": _Look(
-        diameter_mm=(30.0, 4.5, 20.0, 42.0),
-        signal=(0.50, 0.07),
+        diameter_mm=(31.0, 4.0, 20.0, 42.0),
+        signal=(0.44, 0.05),
         texture_sd=(0.04, 0.12),
         texture_sigma_vox=(3.0, 5.0),
         streaky=True,

@@ -1,0 +1,209 @@
+"""The imaging branch's aggregates: stability of every feature, and the final feature tables.
+
+``results/imaging/features/{deep,radiomics}.parquet`` hold one row per subject that passed
+every imaging step (``subject_id``, ``cohort``, ``centre``, then the features), harmonised
+across centres when configured and reduced to the features that are stable under mask and
+re-scan perturbations when configured. Every subject left out is listed with its step and
+reason in the imaging exclusions table.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rdls.imaging.steps import FAMILIES, _read_status, ingested_paths
+from rdls.qc import EXCLUSION_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+def stability_step(
+    *, ingested_tables, ingested_dirs, checkpoint, params_file, preprocess: dict,
+    encoder: dict, subjects: int, threshold: float, kind: str, seed: int,
+    out_radiomics, out_deep,
+) -> None:  # fmt: skip
+    """ICC of every radiomic and deep feature over perturbed readings of training subjects.
+
+    The sample is the first ``subjects`` training subjects that passed ingestion in a fixed
+    order (by a hash of their ID, so it does not follow the sheet's order). Each is measured
+    as ingested, with its mask eroded and dilated by one voxel in-plane, and on a simulated
+    re-scan (:func:`rdls.imaging.stability.perturb`).
+    """
+    import SimpleITK as sitk
+
+    from rdls.imaging.encoder import embed, load_checkpoint
+    from rdls.imaging.preprocess import PreprocessSettings, preprocess_subject
+    from rdls.imaging.radiomics import extract_features, load_params, make_extractor
+    from rdls.imaging.shards import shard_index
+    from rdls.imaging.stability import PERTURBATIONS, perturb, stability_table
+    from rdls.imaging.steps import _encoder_settings
+
+    passed = []
+    for table, folder in zip(ingested_tables, ingested_dirs, strict=True):
+        status = _read_status(table)
+        passed += [(sid, folder) for sid in status.loc[status["status"] == "ok", "subject_id"]]
+    passed.sort(key=lambda item: (shard_index(item[0], 2**31 - 1), item[0]))
+    sample = passed[:subjects]
+    if len(sample) < 2:
+        raise ValueError(
+            f"the stability filter needs at least 2 training subjects, got {len(sample)}; "
+            "set imaging.stability.activate to false for such a small cohort"
+        )
+    extractor = make_extractor(load_params(params_file))
+    pre = PreprocessSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in preprocess.items()})  # fmt: skip
+    encoder_settings = _encoder_settings(encoder)
+    network = load_checkpoint(checkpoint, settings=encoder_settings)
+    radiomic = {p: [] for p in PERTURBATIONS}
+    deep = {p: [] for p in PERTURBATIONS}
+    names = None
+    for number, (sid, folder) in enumerate(sample):
+        image_path, mask_path = ingested_paths(folder, sid)
+        image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
+        for p in PERTURBATIONS:
+            perturbed_image, perturbed_mask = perturb(image, mask, kind=p, seed=seed + number)
+            values = extract_features(extractor, perturbed_image, perturbed_mask)
+            names = names or list(values)
+            radiomic[p].append([values.get(n, np.nan) for n in names])
+            crop = preprocess_subject(perturbed_image, perturbed_mask, settings=pre)
+            deep[p].append(
+                embed(network, crop[None], [sid], settings=encoder_settings, seed=seed)[0]
+            )
+        log.info("stability: subject %d/%d (%s)", number + 1, len(sample), sid)
+    tables = {
+        "radiomics": stability_table(
+            {p: np.array(v) for p, v in radiomic.items()}, names, threshold=threshold, kind=kind
+        ),
+        "deep": stability_table(
+            {p: np.array(v) for p, v in deep.items()},
+            [f"deep_{i:03d}" for i in range(encoder_settings.widths[-1])],
+            threshold=threshold,
+            kind=kind,
+        ),
+    }
+    for family, path in (("radiomics", out_radiomics), ("deep", out_deep)):
+        table = tables[family]
+        table.insert(2, "subjects", len(sample))
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, sep="\t", index=False)
+        log.info("%s: %d of %d features stable (%s >= %s)", family, table["kept"].sum(),
+                 len(table), kind, threshold)  # fmt: skip
+
+
+def assemble_features(
+    *, subjects_sheet, status_tables, radiomics, deep, icc_tables: dict | None,
+    harmonisation: dict, seed: int, out_features: dict, out_unharmonised: dict,
+    out_exclusions, out_harmonisation,
+) -> None:  # fmt: skip
+    """Join the shards into one table per family, harmonise, filter and list exclusions.
+
+    Parameters
+    ----------
+    subjects_sheet : path
+        The subjects sheet (cohort and centre of each subject).
+    status_tables : list of path
+        Every status table of every shard and step.
+    radiomics, deep : list of path
+        The shards' feature tables (Parquet).
+    icc_tables : dict or None
+        ``{family: path}`` of the stability tables; ``None`` keeps every feature.
+    harmonisation : dict
+        ``method`` (``"combat"`` or ``"none"``) and ``reference_centre`` (``None`` for the
+        training cohort's largest centre).
+    out_features, out_unharmonised : dict
+        ``{family: path}`` of the final and of the unharmonised tables.
+    """
+    from rdls.imaging.harmonise import centre_predictability, combat, reference_centre
+
+    subjects = pd.read_csv(subjects_sheet, sep="\t", dtype=str, keep_default_na=False)
+    subjects = subjects.set_index("subject_id")[["cohort", "centre"]]
+    status = _read_status(status_tables)
+    excluded = status[status["status"] == "excluded"]
+    tables = {
+        "radiomics": _concat(radiomics),
+        "deep": _concat(deep),
+    }
+    # A subject enters the tables only with both families: clustering on either must see
+    # the same subjects.
+    complete = set(tables["radiomics"].index) & set(tables["deep"].index)
+    complete -= set(excluded["subject_id"])
+    report = []
+    for family in FAMILIES:
+        table = tables[family].loc[sorted(complete)]
+        meta = subjects.loc[table.index]
+        _write_features(table, meta, out_unharmonised[family])
+        method = harmonisation["method"]
+        before = centre_predictability(table, meta["centre"], seed=seed)
+        notes = []
+        if method == "combat":
+            reference = harmonisation.get("reference_centre") or reference_centre(
+                meta["centre"], meta["cohort"]
+            )
+            table, notes = combat(table, meta["centre"], reference=reference)
+        else:
+            reference = ""
+        after = centre_predictability(table, meta["centre"], seed=seed)
+        kept_columns = list(table.columns)
+        if icc_tables:
+            icc = pd.read_csv(icc_tables[family], sep="\t")
+            stable = set(icc.loc[icc["kept"].astype(bool), "feature"])
+            kept_columns = [c for c in table.columns if c in stable]
+            if not kept_columns:
+                raise ValueError(
+                    f"no {family} feature passed the stability filter "
+                    f"({icc_tables[family]}); lower imaging.stability.icc_threshold"
+                )
+        _write_features(table[kept_columns], meta, out_features[family])
+        report.append(
+            {
+                "family": family,
+                "subjects": len(table),
+                "features_in": table.shape[1],
+                "features_stable": len(kept_columns),
+                "method": method,
+                "reference_centre": reference,
+                "centres": meta["centre"].nunique(),
+                "centre_balanced_accuracy_before": before,
+                "centre_balanced_accuracy_after": after,
+                "chance": 1.0 / max(1, meta["centre"].nunique()),
+                "notes": "; ".join(notes),
+            }
+        )
+        log.info("%s: %d subjects, %d of %d features kept; centre predictability %.3f -> %.3f",
+                 family, len(table), len(kept_columns), table.shape[1], before, after)  # fmt: skip
+    pd.DataFrame(report).to_csv(out_harmonisation, sep="\t", index=False)
+    exclusions = pd.DataFrame(
+        {
+            "item_id": excluded["subject_id"],
+            "kind": "mri",
+            "step": excluded["step"],
+            "reason": excluded["reason"],
+        },
+        columns=EXCLUSION_COLUMNS,
+    )
+    exclusions.to_csv(out_exclusions, sep="\t", index=False)
+
+
+def _concat(paths) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(index=pd.Index([], name="subject_id"))
+    table = pd.concat(frames, ignore_index=True).set_index("subject_id")
+    return table.astype(float)
+
+
+def _write_features(table: pd.DataFrame, meta: pd.DataFrame, path) -> None:
+    out = pd.concat([meta, table], axis=1).reset_index()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(path, index=False)
+
+
+def feature_matrix(path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a family's table: (metadata with cohort and centre, features), by subject_id."""
+    table = pd.read_parquet(path).set_index("subject_id")
+    return table[["cohort", "centre"]], table.drop(columns=["cohort", "centre"])
