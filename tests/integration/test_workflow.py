@@ -38,9 +38,23 @@ def deploy(workdir: Path, overrides: str = "") -> Path:
     return workdir
 
 
+# The tiny demo with the imaging branch cut down to what a 2-core CI machine runs in minutes:
+# two shards per cohort, a short encoder training, a small stability sample.
+TINY_IMAGING = """\
+imaging:
+  shards_per_cohort: 2
+  encoder:
+    epochs: 4
+    batch_size: 12
+  stability:
+    subjects: 10
+"""
+TINY = "demo:\n  scale: tiny\n" + TINY_IMAGING
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    workdir = deploy(tmp_path_factory.mktemp("tiny"), "demo:\n  scale: tiny\n")
+    workdir = deploy(tmp_path_factory.mktemp("tiny"), TINY)
     snakemake(workdir, "--cores", "2", "--configfile", "override.yaml")
     return workdir
 
@@ -142,7 +156,8 @@ def test_own_cohort_runs_from_its_sheets(tiny_run, tmp_path):
                                                                   "scrna", "bulk"))  # fmt: skip
     workdir = deploy(
         tmp_path,
-        "demo:\n  activate: false\nsheets:\n" + sheets + "  bulk_counts: cohort/bulk/counts.tsv\n",
+        "demo:\n  activate: false\nsheets:\n" + sheets + "  bulk_counts: cohort/bulk/counts.tsv\n"
+        "imaging:\n  activate: false\n",  # the imaging branch has its own own-cohort test
     )
     for name in ("subjects", "mri", "slides", "scrna", "bulk"):  # paths relative to workdir
         sheet = workdir / "cohort/sheets" / f"{name}.tsv"
