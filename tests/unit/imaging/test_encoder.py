@@ -380,12 +380,28 @@ def test_cut_patch_without_tumour_takes_the_centre():
     np.testing.assert_array_equal(patch[0, :, 0, 0], np.arange(8, 16))
 
 
+def test_patch_larger_than_the_crop_is_not_cut_to_another_size():
+    """patch_voxels (32, 32, 8) from a crop of 24 x 24 x 8: refuse, or return the size asked.
+
+    Today the start is clipped to a negative index and the slice returns the last 8 voxels
+    of each axis: a (2, 8, 8, 8) patch, silently, for every subject alike, so the encoder
+    trains and embeds on patches of the wrong size without an error.
+    """
+    crop = _crops(1)[0]
+    try:
+        patch = cut_patch(crop, (32, 32, 8), np.random.default_rng(0))
+    except ValueError:  # InputError is a ValueError
+        return
+    assert patch.shape == (2, 32, 32, 8)
+
+
 # --- CPU against CUDA -------------------------------------------------------------------------
 
 # Largest tolerated |CUDA - CPU| of an embedding, relative to the largest |value| of the CPU
 # embedding. float32 convolutions summed in another order differ by about 1e-6 relative;
-# 1e-4 leaves room for cuDNN's algorithms while catching a real difference (another
-# patch, another weight, TF32 rounding of 1e-3).
+# 1e-4 leaves room for cuDNN's algorithms while catching a real difference (another patch,
+# another weight). torch lets cuDNN convolutions use TF32 by default (10-bit mantissa,
+# about 1e-3 relative per product); if this fails by that much, TF32 is the first suspect.
 CUDA_CPU_RELATIVE_TOLERANCE = 1e-4
 
 
@@ -395,10 +411,10 @@ def test_cuda_and_cpu_embeddings_agree(crops, trained, checkpoint_path):
     cpu = replace(SETTINGS, device="cpu")
     cuda = replace(SETTINGS, device="cuda")
 
-    on_cpu = embed(load_checkpoint(checkpoint_path, settings=cpu), crops, IDS, settings=cpu,
-                   seed=5)  # fmt: skip
-    on_cuda = embed(load_checkpoint(checkpoint_path, settings=cuda), crops, IDS, settings=cuda,
-                    seed=5)  # fmt: skip
+    on_cpu = embed(load_checkpoint(checkpoint_path, settings=cpu), crops, IDS, settings=cpu, seed=5)
+    on_cuda = embed(
+        load_checkpoint(checkpoint_path, settings=cuda), crops, IDS, settings=cuda, seed=5
+    )
 
     scale = float(np.abs(on_cpu).max())
     difference = float(np.abs(on_cuda - on_cpu).max())
