@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 import rdls.demo
+import rdls.imaging.encoder
 import rdls.imaging.shards
 from rdls.config import validate_config
 from rdls.sheets import SHEET_NAMES, load_cohort, validate_cohort
@@ -37,6 +38,9 @@ else:
 
 
 IMAGING = config["imaging"]["activate"]
+rdls.imaging.encoder.check_patch_fits(
+    config["imaging"]["encoder"]["patch_voxels"], config["imaging"]["preprocess"]["crop_voxels"]
+)
 ALLOW_EXCLUSIONS = config["qc"]["allow_exclusions"]
 # Shard of every subject with an MRI: a stable hash of its ID within its cohort.
 MRI_SHARD_OF = rdls.imaging.shards.assign_shards(

@@ -21,4 +21,5 @@ stability_step(
     seed=snakemake.params.seed,
     out_radiomics=snakemake.output.radiomics,
     out_deep=snakemake.output.deep,
+    threads=snakemake.threads,
 )

@@ -122,8 +122,19 @@ def _augmentation():
     )
 
 
+def check_patch_fits(patch_voxels, crop_voxels) -> None:
+    """Refuse patches larger than the crop they are cut from, naming both config keys."""
+    if any(int(p) > int(c) for p, c in zip(patch_voxels, crop_voxels, strict=True)):
+        raise InputError(
+            f"config: imaging.encoder.patch_voxels {list(patch_voxels)} does not fit in "
+            f"imaging.preprocess.crop_voxels {list(crop_voxels)}; make every patch size at "
+            "most the crop size."
+        )
+
+
 def cut_patch(crop: np.ndarray, size, rng: np.random.Generator) -> np.ndarray:
     """A ``size`` sub-volume of a ``(2, x, y, z)`` crop centred on a random tumour voxel."""
+    check_patch_fits(size, crop.shape[1:])
     tumour = np.argwhere(crop[1] > 0.5)
     centre = tumour[rng.integers(len(tumour))] if len(tumour) else np.array(crop.shape[1:]) // 2
     start = [
@@ -158,6 +169,9 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
+    # TF32 rounds CUDA convolutions and products to about 1e-3; CPU and GPU must agree.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def train_encoder(
@@ -241,19 +255,19 @@ def train_encoder(
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "architecture": settings.architecture,
-        "settings": _plain(asdict(settings)),
+        "settings": plain(asdict(settings)),
         "seed": int(seed),
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
     }
     return checkpoint, curve
 
 
-def _plain(value):
+def plain(value):
     """Settings as lists, ints, floats and strings, which ``weights_only`` loading accepts."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -291,10 +305,12 @@ def load_checkpoint(path, *, settings: EncoderSettings):
             f"{type(error).__name__}. Save the state dict with torch.save(model.state_dict())."
         ) from None
     if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:
-        architecture = loaded.get("architecture", {})
-        if architecture.get("widths") is not None:
-            settings = EncoderSettings(
-                **{**asdict(settings), "widths": tuple(architecture["widths"])}
+        widths = loaded.get("architecture", {}).get("widths")
+        if widths is not None and tuple(widths) != tuple(settings.widths):
+            raise InputError(
+                f"encoder checkpoint '{path}' was trained with widths {list(widths)}, but "
+                f"imaging.encoder.widths is {list(settings.widths)}. Set the config's widths "
+                "to the checkpoint's, or use a checkpoint of the configured network."
             )
         state = loaded["state_dict"]
     elif isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):

@@ -24,22 +24,21 @@ log = logging.getLogger(__name__)
 def stability_step(
     *, ingested_tables, ingested_dirs, checkpoint, params_file, preprocess: dict,
     encoder: dict, subjects: int, threshold: float, kind: str, seed: int,
-    out_radiomics, out_deep,
+    out_radiomics, out_deep, threads: int = 1,
 ) -> None:  # fmt: skip
     """ICC of every radiomic and deep feature over perturbed readings of training subjects.
 
     The sample is the first ``subjects`` training subjects that passed ingestion in a fixed
     order (by a hash of their ID, so it does not follow the sheet's order). Each is measured
     as ingested, with its mask eroded and dilated by one voxel in-plane, and on a simulated
-    re-scan (:func:`rdls.imaging.stability.perturb`).
+    re-scan (:func:`rdls.imaging.stability.perturb`); subjects are measured in ``threads``
+    processes.
     """
-    import SimpleITK as sitk
+    from concurrent.futures import ProcessPoolExecutor
 
     from rdls.imaging.encoder import embed, load_checkpoint
-    from rdls.imaging.preprocess import PreprocessSettings, preprocess_subject
-    from rdls.imaging.radiomics import extract_features, load_params, make_extractor
     from rdls.imaging.shards import shard_index
-    from rdls.imaging.stability import PERTURBATIONS, perturb, stability_table
+    from rdls.imaging.stability import PERTURBATIONS, stability_table
     from rdls.imaging.steps import _encoder_settings
 
     passed = []
@@ -53,33 +52,35 @@ def stability_step(
             f"the stability filter needs at least 2 training subjects, got {len(sample)}; "
             "set imaging.stability.activate to false for such a small cohort"
         )
-    extractor = make_extractor(load_params(params_file))
-    pre = PreprocessSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in preprocess.items()})  # fmt: skip
+    tasks = [
+        {
+            "subject_id": sid,
+            "folder": str(folder),
+            "params_file": str(params_file),
+            "preprocess": preprocess,
+            "seed": seed + number,
+        }
+        for number, (sid, folder) in enumerate(sample)
+    ]
+    if threads > 1:
+        with ProcessPoolExecutor(max_workers=threads, initializer=_one_thread) as pool:
+            readings = list(pool.map(_perturbed_readings, tasks))
+    else:
+        readings = [_perturbed_readings(task) for task in tasks]
     encoder_settings = _encoder_settings(encoder)
     network = load_checkpoint(checkpoint, settings=encoder_settings)
-    radiomic = {p: [] for p in PERTURBATIONS}
-    deep = {p: [] for p in PERTURBATIONS}
-    names = None
-    for number, (sid, folder) in enumerate(sample):
-        image_path, mask_path = ingested_paths(folder, sid)
-        image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
-        for p in PERTURBATIONS:
-            perturbed_image, perturbed_mask = perturb(image, mask, kind=p, seed=seed + number)
-            values = extract_features(extractor, perturbed_image, perturbed_mask)
-            names = names or list(values)
-            radiomic[p].append([values.get(n, np.nan) for n in names])
-            crop = preprocess_subject(perturbed_image, perturbed_mask, settings=pre)
-            deep[p].append(
-                embed(network, crop[None], [sid], settings=encoder_settings, seed=seed)[0]
-            )
-        log.info("stability: subject %d/%d (%s)", number + 1, len(sample), sid)
+    names = list(readings[0]["radiomics"]["original"])
+    radiomic = {p: np.array([[r["radiomics"][p].get(n, np.nan) for n in names]
+                             for r in readings]) for p in PERTURBATIONS}  # fmt: skip
+    deep = {
+        p: embed(network, np.stack([r["crops"][p] for r in readings]),
+                 [r["subject_id"] for r in readings], settings=encoder_settings, seed=seed)
+        for p in PERTURBATIONS
+    }  # fmt: skip
     tables = {
-        "radiomics": stability_table(
-            {p: np.array(v) for p, v in radiomic.items()}, names, threshold=threshold, kind=kind
-        ),
+        "radiomics": stability_table(radiomic, names, threshold=threshold, kind=kind),
         "deep": stability_table(
-            {p: np.array(v) for p, v in deep.items()},
+            deep,
             [f"deep_{i:03d}" for i in range(encoder_settings.widths[-1])],
             threshold=threshold,
             kind=kind,
@@ -92,6 +93,41 @@ def stability_step(
         table.to_csv(path, sep="\t", index=False)
         log.info("%s: %d of %d features stable (%s >= %s)", family, table["kept"].sum(),
                  len(table), kind, threshold)  # fmt: skip
+
+
+def _one_thread() -> None:
+    """A worker process is one core's worth; nested threading only oversubscribes."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is in the imaging env
+        pass
+
+
+def _perturbed_readings(task: dict) -> dict:
+    """Radiomic features and network input of one subject under every perturbation."""
+    import SimpleITK as sitk
+
+    from rdls.imaging.preprocess import PreprocessSettings, preprocess_subject
+    from rdls.imaging.radiomics import extract_features, load_params, make_extractor
+    from rdls.imaging.stability import PERTURBATIONS, perturb
+
+    extractor = make_extractor(load_params(task["params_file"]))
+    settings = PreprocessSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                     for k, v in task["preprocess"].items()})  # fmt: skip
+    image_path, mask_path = ingested_paths(task["folder"], task["subject_id"])
+    image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
+    radiomic, crops = {}, {}
+    for p in PERTURBATIONS:
+        perturbed_image, perturbed_mask = perturb(image, mask, kind=p, seed=task["seed"])
+        radiomic[p] = extract_features(extractor, perturbed_image, perturbed_mask)
+        crops[p] = preprocess_subject(perturbed_image, perturbed_mask, settings=settings)
+    log.info("stability: subject %s measured", task["subject_id"])
+    return {"subject_id": task["subject_id"], "radiomics": radiomic, "crops": crops}
 
 
 def assemble_features(

@@ -11,6 +11,7 @@ perturbations says how much of its variance is between tumours (Zwanenburg et al
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import SimpleITK as sitk
 
 ICC_KINDS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)")
@@ -90,35 +91,39 @@ def perturb(
         return image, moved
     if kind == "rescan":
         import torch
-        import torchio as tio
 
-        torch.manual_seed(seed)
-        array = sitk.GetArrayFromImage(image).astype(np.float32)
-        scale = float(np.percentile(array, 99.5)) or 1.0
-        rescan = tio.Compose(
-            [
-                tio.RandomBiasField(coefficients=0.15),
-                tio.RandomNoise(std=(0.01 * scale, 0.02 * scale)),
-                tio.RandomMotion(degrees=1, translation=1, num_transforms=1),
-            ]
-        )
-        scanned = rescan(tio.ScalarImage.from_sitk(sitk.Cast(image, sitk.sitkFloat32)))
-        out = scanned.as_sitk()
-        out.CopyInformation(image)
-        return sitk.Cast(out, sitk.sitkFloat32), mask
+        with torch.random.fork_rng():  # seeded here without moving the caller's stream
+            torch.manual_seed(seed)
+            return _rescan(image, mask)
     raise ValueError(f"kind must be one of {', '.join(PERTURBATIONS)}, got {kind!r}")
+
+
+def _rescan(image: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    import torchio as tio
+
+    array = sitk.GetArrayFromImage(image).astype(np.float32)
+    scale = float(np.percentile(array, 99.5)) or 1.0
+    rescan = tio.Compose(
+        [
+            tio.RandomBiasField(coefficients=0.15),
+            tio.RandomNoise(std=(0.01 * scale, 0.02 * scale)),
+            tio.RandomMotion(degrees=1, translation=1, num_transforms=1),
+        ]
+    )
+    scanned = rescan(tio.ScalarImage.from_sitk(sitk.Cast(image, sitk.sitkFloat32)))
+    out = scanned.as_sitk()
+    out.CopyInformation(image)
+    return sitk.Cast(out, sitk.sitkFloat32), mask
 
 
 def stability_table(
     measurements: dict[str, np.ndarray], feature_names, *, threshold: float, kind: str
-) -> pandas.DataFrame:
+) -> pd.DataFrame:
     """ICC per feature from ``{perturbation: (subjects, features)}`` arrays, and the verdict.
 
     Returns a table with ``feature``, ``icc``, ``kept`` (ICC at or above ``threshold``) and
     ``reason`` (why a feature is dropped: low ICC, constant or not finite).
     """
-    import pandas as pd
-
     stacked = np.stack([measurements[p] for p in measurements], axis=1)  # n, k, features
     finite = np.isfinite(stacked).all(axis=(0, 1))
     values = np.full(stacked.shape[2], np.nan)

@@ -236,11 +236,7 @@ def train_encoder_step(
     seed: int, pretrained: str | None = None,
 ) -> None:  # fmt: skip
     """Train the encoder on the training cohort's crops, or adopt a pretrained checkpoint."""
-    from rdls.imaging.encoder import (
-        load_checkpoint,
-        save_checkpoint,
-        train_encoder,
-    )
+    from rdls.imaging.encoder import load_checkpoint, plain, save_checkpoint, train_encoder
 
     encoder_settings = _encoder_settings(settings)
     if pretrained:
@@ -249,7 +245,7 @@ def train_encoder_step(
             "format": "rdls-encoder",
             "version": 1,
             "architecture": encoder_settings.architecture,
-            "settings": _plain(asdict(encoder_settings)),
+            "settings": plain(asdict(encoder_settings)),
             "seed": int(seed),
             "pretrained_from": str(pretrained),
             "state_dict": encoder.state_dict(),
