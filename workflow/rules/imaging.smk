@@ -23,6 +23,7 @@ if IMAGING:
             "logs/imaging/ingested/{shard}.log",
         benchmark:
             "benchmarks/imaging/ingested/{shard}.tsv"
+        priority: 2
         conda:
             "../envs/imaging.yaml"
         resources:
@@ -48,6 +49,7 @@ if IMAGING:
             "logs/imaging/crops/{shard}.log",
         benchmark:
             "benchmarks/imaging/crops/{shard}.tsv"
+        priority: 2
         conda:
             "../envs/imaging.yaml"
         resources:
@@ -107,9 +109,13 @@ if IMAGING:
             "logs/imaging/encoder/train.log",
         benchmark:
             "benchmarks/imaging/encoder/train.tsv"
+        priority: 3
         conda:
             "../envs/imaging.yaml"
-        threads: 2
+        # One thread: small 3D convolutions gain little from a second one, and the other
+        # core meanwhile runs the radiomics jobs; the training cohort's crops come first
+        # (priority) so that training starts early.
+        threads: 1
         resources:
             mem_mb=4000,
             runtime=120,
