@@ -12,7 +12,7 @@ from rdls.demo._generate import _fake_identity
 from rdls.demo._mri import write_subject_mri
 from rdls.demo._plan import item_rng
 from rdls.imaging.shards import shard_index
-from tests.integration.test_workflow import TINY_IMAGING, snakemake, tiny_run  # noqa: F401
+from tests.integration.conftest import TINY_IMAGING, snakemake
 
 pytestmark = pytest.mark.integration
 FAMILIES = ("radiomics", "deep")
@@ -25,7 +25,7 @@ def features(workdir, family, *, harmonised=True):
     )
 
 
-def test_every_subject_has_both_feature_families(tiny_run):  # noqa: F811
+def test_every_subject_has_both_feature_families(tiny_run):
     sheet = pd.read_csv(tiny_run / "results/demo/tiny/sheets/subjects.tsv", sep="\t")
     for family in FAMILIES:
         table = features(tiny_run, family)
@@ -42,7 +42,7 @@ def test_every_subject_has_both_feature_families(tiny_run):  # noqa: F811
     assert exclusions.empty
 
 
-def test_stability_filter_keeps_exactly_the_stable_features(tiny_run):  # noqa: F811
+def test_stability_filter_keeps_exactly_the_stable_features(tiny_run):
     for family in FAMILIES:
         icc = pd.read_csv(tiny_run / f"results/imaging/stability/{family}_icc.tsv", sep="\t")
         kept = set(icc.loc[icc["kept"], "feature"])
@@ -51,7 +51,7 @@ def test_stability_filter_keeps_exactly_the_stable_features(tiny_run):  # noqa: 
         assert (icc["subjects"] == 10).all()
 
 
-def test_combat_keeps_the_reference_centre_and_hides_the_centre(tiny_run):  # noqa: F811
+def test_combat_keeps_the_reference_centre_and_hides_the_centre(tiny_run):
     report = pd.read_csv(tiny_run / "results/imaging/harmonisation.tsv", sep="\t")
     radiomics = report.set_index("family").loc["radiomics"]
     assert radiomics["method"] == "combat"
@@ -70,7 +70,7 @@ def test_combat_keeps_the_reference_centre_and_hides_the_centre(tiny_run):  # no
     )
 
 
-def test_encoder_logs_its_training_and_saves_curve_and_checkpoint(tiny_run):  # noqa: F811
+def test_encoder_logs_its_training_and_saves_curve_and_checkpoint(tiny_run):
     log = (tiny_run / "logs/imaging/encoder/train.log").read_text()
     assert "training the encoder on 24 subjects" in log
     assert "epoch 4/4 loss" in log
@@ -81,7 +81,7 @@ def test_encoder_logs_its_training_and_saves_curve_and_checkpoint(tiny_run):  # 
         assert (tiny_run / f"results/imaging/montages/{cohort}.png").stat().st_size > 20_000
 
 
-def test_dicom_identifiers_reach_no_output_or_log(tiny_run):  # noqa: F811
+def test_dicom_identifiers_reach_no_output_or_log(tiny_run):
     """The demo's DICOM subjects carry made-up names, IDs and birth dates in every header."""
     mri = pd.read_csv(tiny_run / "results/demo/tiny/sheets/mri.tsv", sep="\t")
     dicom = [i for i, image in enumerate(mri["image"]) if not image.endswith(".nii.gz")]
@@ -101,7 +101,7 @@ def test_dicom_identifiers_reach_no_output_or_log(tiny_run):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def own_cohort(tiny_run, tmp_path_factory):  # noqa: F811
+def own_cohort(tiny_run, tmp_path_factory):
     """The finished tiny run, switched from the demo to its sheets as a user's own cohort."""
     workdir = tmp_path_factory.mktemp("own") / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score, balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.integration.test_workflow import deploy, snakemake
+from tests.integration.conftest import deploy, snakemake
 
 pytestmark = pytest.mark.integration
 TARGETS = ("results/imaging/features/deep.parquet", "results/imaging/harmonisation.tsv")

@@ -1,8 +1,6 @@
 """The workflow end to end on the tiny demo, and its refusal of bad config and sheets."""
 
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -12,51 +10,9 @@ import pytest
 import scanpy as sc
 import SimpleITK as sitk
 
-from tests.conftest import REPO
+from tests.integration.conftest import deploy, snakemake
 
 pytestmark = pytest.mark.integration
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    run = subprocess.run(
-        [*SNAKEMAKE, *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check and run.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
-    return run
-
-
-def deploy(workdir: Path, overrides: str = "") -> Path:
-    """A working directory as a user has it: the config folder, plus overrides."""
-    shutil.copytree(REPO / "config", workdir / "config")
-    (workdir / "override.yaml").write_text(overrides)
-    return workdir
-
-
-# The tiny demo with the imaging branch cut down to what a 2-core CI machine runs in minutes:
-# two shards per cohort, a short encoder training, a small stability sample.
-TINY_IMAGING = """\
-imaging:
-  shards_per_cohort: 2
-  encoder:
-    epochs: 4
-    batch_size: 12
-  stability:
-    subjects: 10
-"""
-TINY = "demo:\n  scale: tiny\n" + TINY_IMAGING
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = deploy(tmp_path_factory.mktemp("tiny"), TINY)
-    snakemake(workdir, "--cores", "2", "--configfile", "override.yaml")
-    return workdir
 
 
 def test_overview_counts_the_tiny_cohort(tiny_run):
@@ -110,7 +66,9 @@ def test_report_archive_holds_the_overview(tiny_run):
     snakemake(tiny_run, "--configfile", "override.yaml", "--report", "results/report.zip")
     with zipfile.ZipFile(tiny_run / "results/report.zip") as archive:
         names = archive.namelist()
-    assert any(name.endswith("overview.png") for name in names)
+    for figure in ("overview.png", "training_curve.png", "training.png", "harmonisation.tsv",
+                   "exclusions.tsv"):  # fmt: skip
+        assert any(name.endswith(figure) for name in names), figure
 
 
 def test_default_config_plans_the_demo_jobs(tmp_path):

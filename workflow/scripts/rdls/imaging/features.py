@@ -115,10 +115,10 @@ def _perturbed_readings(task: dict) -> dict:
     from rdls.imaging.preprocess import PreprocessSettings, preprocess_subject
     from rdls.imaging.radiomics import extract_features, load_params, make_extractor
     from rdls.imaging.stability import PERTURBATIONS, perturb
+    from rdls.imaging.steps import settings_from_config
 
     extractor = make_extractor(load_params(task["params_file"]))
-    settings = PreprocessSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                     for k, v in task["preprocess"].items()})  # fmt: skip
+    settings = settings_from_config(PreprocessSettings, task["preprocess"])
     image_path, mask_path = ingested_paths(task["folder"], task["subject_id"])
     image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
     radiomic, crops = {}, {}

@@ -126,9 +126,7 @@ def preprocess_shard(
 
     from rdls.imaging.preprocess import PreprocessSettings, preprocess_subject
 
-    preprocess_settings = PreprocessSettings(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    )
+    preprocess_settings = settings_from_config(PreprocessSettings, settings)
     rows, crops, ids = [], [], []
     for sid in _passed(_read_status(ingested_table)):
         image_path, mask_path = ingested_paths(ingested_dir, sid)
@@ -266,9 +264,12 @@ def train_encoder_step(
 def _encoder_settings(settings: dict):
     from rdls.imaging.encoder import EncoderSettings
 
-    return EncoderSettings(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    )
+    return settings_from_config(EncoderSettings, settings)
+
+
+def settings_from_config(cls, settings: dict):
+    """A settings dataclass from its config block (YAML lists become the tuples it holds)."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
 
 def _plot_curve(curve: pd.DataFrame, out_figure, out_figure_vector, *, pretrained) -> None:
