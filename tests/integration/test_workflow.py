@@ -124,3 +124,14 @@ def test_own_cohort_runs_from_its_sheets(tiny_run, tmp_path):
     assert "demo_" not in run.stdout + run.stderr
     overview = pd.read_csv(workdir / "results/cohort/overview.tsv", sep="\t", index_col=0)
     assert overview.loc["all", "subjects"] == 60
+
+
+def test_a_cohort_without_mri_skips_the_imaging_branch(tmp_path):
+    workdir = deploy(tmp_path, "demo:\n  activate: false\nclinical:\n  covariates: []\n")
+    (workdir / "config/subjects.tsv").write_text(
+        "subject_id\tcohort\tcentre\trfs_months\trfs_event\nP1\ttraining\tA\t12\t1\n"
+    )
+    run = snakemake(workdir, "-n", "--configfile", "override.yaml")
+    assert "imaging branch: the mri sheet (config/mri.tsv) has no rows; skipped." in run.stderr
+    assert "rule mri_" not in run.stdout + run.stderr
+    assert "qc_exclusions" in run.stdout + run.stderr

@@ -37,7 +37,9 @@ else:
     COHORT = load_cohort(SHEETS, covariates=COVARIATES, bulk_counts=BULK_COUNTS)
 
 
-IMAGING = config["imaging"]["activate"]
+IMAGING = config["imaging"]["activate"] and not COHORT.mri.empty
+if config["imaging"]["activate"] and COHORT.mri.empty:
+    print(f"imaging branch: the mri sheet ({SHEETS['mri']}) has no rows; skipped.", file=sys.stderr)
 rdls.imaging.encoder.check_patch_fits(
     config["imaging"]["encoder"]["patch_voxels"], config["imaging"]["preprocess"]["crop_voxels"]
 )
