@@ -251,15 +251,20 @@ def train_encoder(
         seconds = time.perf_counter() - started
         curve.append({"epoch": epoch, "loss": float(np.mean(losses)), "seconds": seconds})
         log.info("epoch %d/%d loss %.4f %.1f s", epoch, settings.epochs, curve[-1]["loss"], seconds)
-    checkpoint = {
+    return make_checkpoint(encoder, settings=settings, seed=seed), curve
+
+
+def make_checkpoint(encoder, *, settings: EncoderSettings, seed: int, **extra) -> dict:
+    """What :func:`save_checkpoint` writes: format, architecture, settings and CPU weights."""
+    return {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "architecture": settings.architecture,
         "settings": plain(asdict(settings)),
         "seed": int(seed),
+        **extra,
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
     }
-    return checkpoint, curve
 
 
 def plain(value):

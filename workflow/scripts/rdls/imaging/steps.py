@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +131,7 @@ def preprocess_shard(
         image_path, mask_path = ingested_paths(ingested_dir, sid)
         image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
         crop = preprocess_subject(image, mask, settings=preprocess_settings)
-        total = _tumour_mm3_on_grid(mask, preprocess_settings.spacing_mm)
+        total = _mask_mm3(mask)
         kept = float(crop[1].sum()) * float(np.prod(preprocess_settings.spacing_mm))
         truncated = max(0.0, 1.0 - kept / total) if total > 0 else 0.0
         if truncated > 0.05:
@@ -155,7 +154,7 @@ def preprocess_shard(
     return table
 
 
-def _tumour_mm3_on_grid(mask, spacing_mm) -> float:
+def _mask_mm3(mask) -> float:
     import SimpleITK as sitk
 
     voxels = float(sitk.GetArrayViewFromImage(mask).sum())
@@ -234,20 +233,19 @@ def train_encoder_step(
     seed: int, pretrained: str | None = None,
 ) -> None:  # fmt: skip
     """Train the encoder on the training cohort's crops, or adopt a pretrained checkpoint."""
-    from rdls.imaging.encoder import load_checkpoint, plain, save_checkpoint, train_encoder
+    from rdls.imaging.encoder import (
+        load_checkpoint,
+        make_checkpoint,
+        save_checkpoint,
+        train_encoder,
+    )
 
     encoder_settings = _encoder_settings(settings)
     if pretrained:
         encoder = load_checkpoint(pretrained, settings=encoder_settings)
-        checkpoint = {
-            "format": "rdls-encoder",
-            "version": 1,
-            "architecture": encoder_settings.architecture,
-            "settings": plain(asdict(encoder_settings)),
-            "seed": int(seed),
-            "pretrained_from": str(pretrained),
-            "state_dict": encoder.state_dict(),
-        }
+        checkpoint = make_checkpoint(
+            encoder, settings=encoder_settings, seed=seed, pretrained_from=str(pretrained)
+        )
         curve = []
         log.info("using the pretrained encoder %s; no training", pretrained)
     else:
