@@ -7,7 +7,7 @@ import pytest
 
 from rdls.config import load_schema
 from rdls.errors import InputError
-from rdls.sheets import SHEET_NAMES, load_cohort, read_sheet
+from rdls.sheets import SHEET_NAMES, load_cohort, read_sheet, read_subjects
 
 SUBJECTS = """\
 subject_id\tcohort\tcentre\tage\tsex\tt_stage\tn_stage\tcea_ng_ml\trfs_months\trfs_event
@@ -316,3 +316,22 @@ def test_read_sheet_keeps_text_as_written(cohort_dir):
     frame = read_sheet("subjects.tsv", name="subjects")
     assert frame.loc[0, "cea_ng_ml"] == "3.2"
     assert frame.loc[3, "rfs_months"] == ""
+
+
+def test_read_subjects_types_numbers_and_numeric_covariates(cohort_dir):
+    edit("subjects", "rfs_event\n", "rfs_event\tpsa\tgrade\n")
+    for sid, extra in [("P1", "4.1\tG1"), ("P2", "\tG2"), ("P3", "7\t"), ("P4", "0.5\tG1")]:
+        text = read("subjects").splitlines()
+        text = [line + "\t" + extra if line.startswith(sid + "\t") else line for line in text]
+        (cohort_dir / "subjects.tsv").write_text("\n".join(text) + "\n")
+    subjects = read_subjects("subjects.tsv", covariates=["age", "psa", "grade"])
+    assert subjects["psa"].tolist()[:1] == [4.1] and pd.isna(subjects["psa"].iloc[1])
+    assert subjects["grade"].tolist() == ["G1", "G2", None, "G1"]
+    assert subjects["age"].tolist() == [61, 70, 55, 66]
+    assert pd.isna(subjects["rfs_months"].iloc[3])
+
+
+def test_read_subjects_checks_the_sheet_again(cohort_dir):
+    edit("subjects", "P2\ttraining\tA\t70", "P2\ttraining\tA\tseventy")
+    with pytest.raises(InputError, match=r"subjects.tsv, row 2 \(subject_id P2\), column 'age'"):
+        read_subjects("subjects.tsv")

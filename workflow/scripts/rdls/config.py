@@ -55,12 +55,45 @@ def validate_config(config: dict[str, Any], *, source: str = "the config") -> di
     errors = sorted(
         _DefaultFillingValidator(schema).iter_errors(filled), key=lambda e: list(e.path)
     )
-    if errors:
-        problems = [_describe(error, schema) for error in errors]
+    problems = [_describe(error, schema) for error in errors]
+    if not problems:
+        problems = _cross_key_problems(filled)
+    if problems:
         raise InputError(
             f"{len(problems)} problem(s) in {source}:\n" + "\n".join(f"- {p}" for p in problems)
         )
     return filled
+
+
+def _cross_key_problems(config: dict[str, Any]) -> list[str]:
+    """Rules between keys that a JSON schema cannot state."""
+    problems = []
+    consensus = config["subtypes"]["consensus"]
+    if consensus["k_min"] > consensus["k_max"]:
+        problems.append(
+            f"subtypes.consensus.k_min ({consensus['k_min']}) is larger than k_max "
+            f"({consensus['k_max']}); set k_min <= k_max."
+        )
+    k = consensus["k"]
+    if k is not None and not consensus["k_min"] <= k <= consensus["k_max"]:
+        problems.append(
+            f"subtypes.consensus.k ({k}) lies outside k_min..k_max "
+            f"({consensus['k_min']}..{consensus['k_max']}); widen the range or change k."
+        )
+    low, high = consensus["pac_interval"]
+    if low >= high:
+        problems.append(
+            f"subtypes.consensus.pac_interval {[low, high]} must be increasing, e.g. [0.1, 0.9]."
+        )
+    covariates = config["clinical"]["covariates"]
+    for name in config["survival"]["log2_covariates"]:
+        if name not in covariates:
+            problems.append(
+                f"survival.log2_covariates names {name!r}, which is not one of "
+                f"clinical.covariates ({', '.join(covariates) or 'none'}); add it there or "
+                "remove it here."
+            )
+    return problems
 
 
 def _describe(error: jsonschema.ValidationError, schema: dict) -> str:

@@ -72,6 +72,33 @@ def read_sheet(path: str | Path, *, name: str) -> pd.DataFrame:
     return frame.apply(lambda column: column.str.strip())
 
 
+def read_subjects(path: str | Path, *, covariates: list[str] = ()) -> pd.DataFrame:
+    """The subjects sheet alone, checked and typed as at start (numbers as numbers).
+
+    For rules that need the clinical data: the sheet was validated at parse time, but it is
+    checked again here because a rule reads the file as it is when the job runs. Covariates
+    the schema does not know become numbers when every filled cell is one, and text
+    otherwise; empty cells become missing values.
+    """
+    problems: list[str] = []
+    sheet = _SheetChecker("subjects", str(path), load_schema("sheets/subjects"), covariates)
+    typed = sheet.check(read_sheet(path, name="subjects"), problems)
+    _check_follow_up(typed, str(path), problems)
+    _check_covariates(typed, str(path), covariates, problems)
+    if problems:
+        raise InputError(
+            f"{len(problems)} problem(s) in the subjects sheet:\n"
+            + "\n".join(f"- {p}" for p in problems)
+        )
+    typed = typed.replace("", None).infer_objects()
+    for column in covariates:
+        if column in typed and typed[column].dtype == object:
+            numbers = pd.to_numeric(typed[column], errors="coerce")
+            if numbers.notna().sum() == typed[column].notna().sum():
+                typed[column] = numbers
+    return typed
+
+
 def load_cohort(
     paths: Mapping[str, str],
     *,
