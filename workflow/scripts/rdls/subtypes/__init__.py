@@ -1,0 +1,1 @@
+"""Subtype discovery and assignment (DESIGN.md: subtypes)."""

@@ -1,0 +1,356 @@
+"""The subtype rules' work: files in, files out, around the computing modules of this package.
+
+Each ``*_step`` function is what one rule script calls. The features, clusters, names and
+classifier are learned on the training cohort only; the other cohorts are assigned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from rdls.errors import InputError
+from rdls.sheets import read_subjects
+from rdls.subtypes.cohorts import COHORT_ORDER, TRAINING
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("subject_id", "cohort")
+AGREEMENT_COLUMNS = ["cohort", "n", "k", "ari", "kappa", "note"]
+ASSIGNMENT_COLUMNS = ["subject_id", "cohort", "subtype", "confidence", "source"]
+# Clinical columns of the subjects sheet that Table 1 describes besides the configured
+# covariates (numbers are continuous, text categorical).
+TABLE_ONE_EXTRA = ("centre", "distance_anal_verge_cm", "differentiation")
+
+
+def features_step(
+    *,
+    feature_tables: Mapping[str, str | Path],
+    subjects_sheet: str | Path,
+    settings: Mapping,
+    out_features: str | Path,
+    out_selection: str | Path,
+    out_table: str | Path,
+) -> None:
+    """Join the configured feature families, select and scale features on training."""
+    from rdls.subtypes.selection import apply_selection, select_features
+
+    features, family_of = read_feature_families(feature_tables)
+    training = features[features["cohort"] == TRAINING]
+    if training.empty:
+        raise InputError(
+            "no training subject has imaging features (all excluded by QC?); "
+            "results/qc/exclusions.tsv lists why. Subtypes are discovered in training."
+        )
+    values = features.drop(columns=list(ID_COLUMNS))
+    prognostic = None
+    if settings["prognostic_filter"]:
+        subjects = read_subjects(subjects_sheet).set_index("subject_id")
+        prognostic = {
+            "time": subjects["rfs_months"],
+            "event": subjects["rfs_event"],
+            "p_threshold": settings["prognostic_p"],
+        }
+    selection = select_features(
+        values.loc[training.index],
+        max_abs_correlation=settings["max_abs_correlation"],
+        near_constant_fraction=settings["near_constant_fraction"],
+        prognostic=prognostic,
+    )
+    scaled = apply_selection(selection, values)
+    log.info(
+        "%d of %d features kept for %d subjects (%d training)",
+        len(selection.columns),
+        values.shape[1],
+        len(scaled),
+        len(training),
+    )
+    out = pd.concat([features[list(ID_COLUMNS)], scaled], axis=1).reset_index(drop=True)
+    _parent(out_features)
+    out.to_parquet(out_features, index=False)
+    Path(out_selection).write_text(
+        json.dumps({**selection.to_dict(), "families": sorted(set(family_of.values()))}, indent=1)
+    )
+    table = selection.report.copy()
+    table.insert(1, "family", table["feature"].map(family_of))
+    table.to_csv(out_table, sep="\t", index=False)
+
+
+def read_feature_families(tables: Mapping[str, str | Path]) -> tuple[pd.DataFrame, dict]:
+    """Feature tables of several families side by side, indexed by subject_id.
+
+    Returns the joined table (``cohort`` and the feature columns) and each feature's family.
+    """
+    joined = None
+    family_of: dict[str, str] = {}
+    for family, path in tables.items():
+        frame = pd.read_parquet(path).set_index("subject_id")
+        names = [c for c in frame.columns if c not in ("cohort", "centre")]
+        clash = sorted(set(names) & set(family_of))
+        if clash:
+            raise InputError(
+                f"{path}: feature column(s) {', '.join(clash[:5])} also occur in family "
+                f"{family_of[clash[0]]}; feature names must be unique across families."
+            )
+        family_of.update(dict.fromkeys(names, family))
+        if joined is None:
+            joined = frame[["cohort", *names]]
+        else:
+            joined = joined.join(frame[names], how="inner")
+    joined = joined.sort_index()
+    joined.index.name = "subject_id"
+    return joined.reset_index().set_index("subject_id", drop=False), family_of
+
+
+def read_selected(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """The selected, scaled features (index subject_id) and each subject's cohort."""
+    frame = pd.read_parquet(path).set_index("subject_id")
+    return frame.drop(columns=["cohort"]), frame["cohort"]
+
+
+def consensus_step(
+    *,
+    features: str | Path,
+    subjects_sheet: str | Path,
+    settings: Mapping,
+    seed: int,
+    out_summary: str | Path,
+    out_cdf: str | Path,
+    out_labels: str | Path,
+    out_training: str | Path,
+    out_rates: str | Path,
+    out_figures: Mapping[str, tuple[str, str]],
+) -> None:
+    """Consensus clustering of the training cohort, the choice of k and the names."""
+    from rdls.subtypes._consensus_plots import (
+        plot_cdf,
+        plot_consensus_heatmaps,
+        plot_k_selection,
+    )
+    from rdls.subtypes.consensus import choose_k, consensus_cluster
+    from rdls.subtypes.naming import incidence_rates, name_subtypes
+
+    values, cohort = read_selected(features)
+    training = values[cohort == TRAINING]
+    result = consensus_cluster(
+        training,
+        ks=range(settings["k_min"], settings["k_max"] + 1),
+        reps=settings["reps"],
+        item_fraction=settings["item_fraction"],
+        feature_fraction=settings["feature_fraction"],
+        algorithms=settings["algorithms"],
+        seed=seed,
+        pac_interval=tuple(settings["pac_interval"]),
+    )
+    min_size = max(2, math.ceil(settings["min_cluster_fraction"] * len(training)))
+    k = choose_k(
+        result.summary, rule=settings["k_rule"], k=settings["k"], min_cluster_size=min_size
+    )
+    how = "fixed by subtypes.consensus.k" if settings["k"] else f"rule {settings['k_rule']}"
+    log.info("k = %d (%s; smallest cluster at least %d) among %s", k, how, min_size, result.ks)
+    summary = result.summary.assign(
+        eligible=result.summary["min_cluster_size"] >= min_size,
+        chosen=result.summary["k"] == k,
+    )
+    summary.to_csv(out_summary, sep="\t", index=False)
+    result.cdf.to_csv(out_cdf, sep="\t", index=False)
+    pd.concat(
+        [
+            pd.DataFrame({"subject_id": result.item_ids, "k": each, "cluster": labels})
+            for each, labels in result.labels.items()
+        ]
+    ).to_csv(out_labels, sep="\t", index=False)
+
+    subjects = read_subjects(subjects_sheet).set_index("subject_id").loc[result.item_ids]
+    clusters = result.labels[k]
+    names = name_subtypes(clusters, subjects["rfs_months"], subjects["rfs_event"])
+    rates = incidence_rates(clusters, subjects["rfs_months"], subjects["rfs_event"])
+    rates.insert(1, "subtype", rates["cluster"].map(names))
+    rates.sort_values("subtype").to_csv(out_rates, sep="\t", index=False)
+    log.info("subtypes by recurrence rate:\n%s", rates.sort_values("subtype").to_string())
+    subtype = pd.Series(clusters).map(names).to_numpy()
+    pd.DataFrame(
+        {
+            "subject_id": result.item_ids,
+            "cluster": clusters,
+            "subtype": subtype,
+            "confidence": item_consensus(result.consensus[k], clusters),
+        }
+    ).to_csv(out_training, sep="\t", index=False)
+    plot_consensus_heatmaps(result, png=out_figures["heatmaps"][0], svg=out_figures["heatmaps"][1])
+    plot_cdf(result, png=out_figures["cdf"][0], svg=out_figures["cdf"][1])
+    plot_k_selection(
+        result, chosen_k=k, png=out_figures["k_selection"][0], svg=out_figures["k_selection"][1]
+    )
+
+
+def item_consensus(consensus: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each item's mean consensus with the other members of its own cluster (Monti 2003).
+
+    An item alone in its cluster gets 1.
+    """
+    labels = np.asarray(labels)
+    same = labels[:, None] == labels[None, :]
+    np.fill_diagonal(same, False)
+    members = same.sum(axis=1)
+    total = np.where(same, consensus, 0.0).sum(axis=1)
+    return np.where(members > 0, total / np.maximum(members, 1), 1.0)
+
+
+def read_training_subtypes(path: str | Path) -> pd.Series:
+    """The consensus subtype of each training subject."""
+    table = pd.read_csv(path, sep="\t", dtype={"subject_id": str})
+    return table.set_index("subject_id")["subtype"]
+
+
+def classifier_step(
+    *,
+    features: str | Path,
+    training_subtypes: str | Path,
+    settings: Mapping,
+    seed: int,
+    out_model: str | Path,
+    out_cv: str | Path,
+) -> None:
+    """Fit the subtype classifier on training, chosen among candidates by cross-validation."""
+    from rdls.subtypes.classifier import fit_assignment_model
+
+    values, _ = read_selected(features)
+    labels = read_training_subtypes(training_subtypes)
+    model = fit_assignment_model(
+        values.loc[labels.index],
+        labels,
+        candidates=settings["candidates"],
+        folds=settings["folds"],
+        seed=seed,
+    )
+    log.info("classifier chosen by cross-validation: %s", model.name)
+    model.cv.to_csv(out_cv, sep="\t", index=False)
+    joblib.dump(model, out_model)
+
+
+def assign_step(
+    *,
+    features: str | Path,
+    training_subtypes: str | Path,
+    model: str | Path,
+    consensus_settings: Mapping,
+    reps: int,
+    seed: int,
+    out_assignments: str | Path,
+    out_agreement: str | Path,
+    out_igp: str | Path,
+) -> None:
+    """Subtype of every subject, and how well the classifier agrees with fresh clustering."""
+    from rdls.subtypes.classifier import agreement, assign, in_group_proportion
+    from rdls.subtypes.consensus import consensus_cluster
+
+    values, cohort = read_selected(features)
+    training = pd.read_csv(training_subtypes, sep="\t", dtype={"subject_id": str})
+    training = training.set_index("subject_id")
+    fitted = joblib.load(model)
+    k = training["subtype"].nunique()
+
+    parts = [
+        pd.DataFrame(
+            {
+                "subtype": training["subtype"],
+                "confidence": training["confidence"],
+                "source": "consensus",
+            }
+        )
+    ]
+    others = values.index[(cohort != TRAINING).to_numpy()]
+    if len(others):
+        assigned = assign(fitted, values.loc[others])
+        parts.append(assigned[["subtype", "confidence"]].assign(source="classifier"))
+    assignments = pd.concat(parts)
+    assignments.index.name = "subject_id"
+    assignments.insert(0, "cohort", cohort.loc[assignments.index])
+    assignments = _in_cohort_order(assignments.reset_index())[ASSIGNMENT_COLUMNS]
+    assignments.to_csv(out_assignments, sep="\t", index=False, float_format="%.4f")
+
+    agreements, igps = [], []
+    for name, members in assignments.groupby("cohort", sort=False):
+        ids = members["subject_id"].to_numpy()
+        labels = members.set_index("subject_id")["subtype"]
+        igp = in_group_proportion(values.loc[ids], labels)
+        igps.append(igp.assign(cohort=name))
+        if name == TRAINING:
+            continue
+        row = {"cohort": name, "n": len(ids), "k": k, "ari": np.nan, "kappa": np.nan, "note": ""}
+        if len(ids) < 2 * k:
+            row["note"] = f"fewer than {2 * k} subjects: no consensus clustering at k = {k}"
+            log.warning("%s: %s", name, row["note"])
+        else:
+            result = consensus_cluster(
+                values.loc[ids],
+                ks=[k],
+                reps=reps,
+                item_fraction=consensus_settings["item_fraction"],
+                feature_fraction=consensus_settings["feature_fraction"],
+                algorithms=consensus_settings["algorithms"],
+                seed=seed,
+                pac_interval=tuple(consensus_settings["pac_interval"]),
+            )
+            clusters = pd.Series(result.labels[k], index=result.item_ids)
+            found = agreement(values.loc[ids], labels, clusters)
+            row.update(ari=found["ari"], kappa=found["kappa"])
+            log.info("%s: ARI %.3f, kappa %.3f", name, found["ari"], found["kappa"])
+        agreements.append(row)
+    pd.DataFrame(agreements, columns=AGREEMENT_COLUMNS).to_csv(
+        out_agreement, sep="\t", index=False, float_format="%.4f"
+    )
+    igp_table = pd.concat(igps)
+    igp_table = igp_table[["cohort", *[c for c in igp_table.columns if c != "cohort"]]]
+    igp_table.to_csv(out_igp, sep="\t", index=False, float_format="%.4f")
+
+
+def _in_cohort_order(table: pd.DataFrame) -> pd.DataFrame:
+    rank = table["cohort"].map({name: i for i, name in enumerate(COHORT_ORDER)})
+    return table.assign(_rank=rank).sort_values(["_rank", "subject_id"]).drop(columns="_rank")
+
+
+def read_assignments(path: str | Path) -> pd.DataFrame:
+    """results/subtypes/assignments.tsv, indexed by subject_id."""
+    table = pd.read_csv(path, sep="\t", dtype={"subject_id": str, "subtype": str})
+    return table.set_index("subject_id")
+
+
+def table_one_step(
+    *,
+    assignments: str | Path,
+    subjects_sheet: str | Path,
+    covariates: list[str],
+    out_table: str | Path,
+    out_html: str | Path,
+) -> None:
+    """Table 1 by subtype in each cohort, as TSV and as a rendered HTML page."""
+    from rdls.subtypes.table_one import render_table_one, table_one
+
+    subjects = read_subjects(subjects_sheet, covariates=covariates).set_index("subject_id")
+    subtypes = read_assignments(assignments)
+    frame = subjects.loc[subtypes.index].assign(subtype=subtypes["subtype"])
+    variables = [*covariates, *[c for c in TABLE_ONE_EXTRA if c not in covariates]]
+    variables = [v for v in variables if v in frame.columns and frame[v].notna().any()]
+    continuous = [v for v in variables if pd.api.types.is_numeric_dtype(frame[v])]
+    categorical = [v for v in variables if v not in continuous]
+    table = table_one(frame.reset_index(), continuous=continuous, categorical=categorical)
+    table.to_csv(out_table, sep="\t", index=False)
+    Path(out_html).write_text(
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Table 1</title>"
+        "<style>body{font-family:sans-serif} table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}</style></head><body>"
+        f"<h1>Clinical characteristics by subtype</h1>{render_table_one(table)}</body></html>\n"
+    )
+
+
+def _parent(path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
