@@ -1,0 +1,344 @@
+"""rdls.survival.compare: locked Cox models compared by AUC, concordance, calibration, DCA.
+
+Synthetic cohorts from a known Cox model: hazard 0.01/month x exp(x + 0.3 g), x standard
+normal and prognostic, g binary, z pure noise; uniform censoring. The discrimination measures
+must agree with scikit-survival's, on the sample and on a bootstrap resample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines import KaplanMeierFitter
+from sksurv.metrics import (
+    concordance_index_censored,
+    concordance_index_ipcw,
+    cumulative_dynamic_auc,
+)
+from sksurv.util import Surv
+
+from rdls.errors import InputError
+from rdls.survival._compare_plots import (
+    plot_auc_comparison,
+    plot_calibration,
+    plot_decision_curves,
+    plot_roc,
+)
+from rdls.survival.compare import (
+    _auc,
+    _concordance,
+    compare_models,
+    fit_survival_model,
+    risk_at,
+)
+
+HORIZON = 60.0
+MODELS = {"noise": ["z", "g"], "prognostic": ["z", "g", "x"]}
+N_BOOT = 100
+
+
+def _cohort(n: int, seed: int, *, max_censoring: float = 120.0, prefix: str = "S") -> dict:
+    rng = np.random.default_rng(seed)
+    index = pd.Index([f"{prefix}{i:04d}" for i in range(n)], name="subject_id")
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "z": rng.normal(size=n),
+            "g": rng.integers(0, 2, n).astype(float),
+        },
+        index=index,
+    )
+    survival = rng.exponential(1 / (0.01 * np.exp(X["x"] + 0.3 * X["g"])))
+    censoring = rng.uniform(20, max_censoring, n)
+    time = pd.Series(np.minimum(survival, censoring), index, name="rfs_months")
+    event = pd.Series((survival <= censoring).astype(int), index, name="rfs_event")
+    return {"X": X, "time": time, "event": event}
+
+
+@pytest.fixture(scope="module")
+def cohorts():
+    return _cohort(600, 1, prefix="T"), {"validation": _cohort(600, 2, prefix="V")}
+
+
+@pytest.fixture(scope="module")
+def result(cohorts):
+    train, others = cohorts
+    return compare_models(
+        train=train, cohorts=others, models=MODELS, horizon=HORIZON, n_boot=N_BOOT, seed=4
+    )
+
+
+def _surv(d: dict, clip: float | None = None):
+    time, event = d["time"].to_numpy(), d["event"].to_numpy() == 1
+    if clip is not None:  # scikit-survival needs test times within the training follow-up
+        event = event & (time <= clip)
+        time = np.minimum(time, clip)
+    return Surv.from_arrays(event=event, time=time)
+
+
+def _row(table, cohort, model):
+    return table[(table["cohort"] == cohort) & (table["model"] == model)]
+
+
+# --- discrimination --------------------------------------------------------------------------
+
+
+def test_prognostic_model_beats_noise_and_the_paired_interval_excludes_zero(result):
+    for cohort in ("training", "validation"):
+        auc = result.auc[result.auc["cohort"] == cohort].set_index("model")["auc"]
+        assert auc["prognostic"] > 0.75
+        assert auc["noise"] < 0.62
+        diff = result.auc_difference[result.auc_difference["cohort"] == cohort].iloc[0]
+        assert (diff["model_a"], diff["model_b"]) == ("noise", "prognostic")
+        assert diff["difference"] == pytest.approx(auc["prognostic"] - auc["noise"])
+        assert diff["ci_lower"] > 0.1
+        assert diff["p_value"] == pytest.approx(1 / N_BOOT)  # floor: no resample at or below 0
+
+
+def test_auc_agrees_with_scikit_survival(cohorts, result):
+    train, others = cohorts
+    limit = train["time"].max()
+    for name, d in {"training": train, **others}.items():
+        for model, columns in MODELS.items():
+            fit = fit_survival_model(train["X"][columns], train["time"], train["event"])
+            risk = risk_at(fit, d["X"], horizon=HORIZON).to_numpy()
+            expected, _ = cumulative_dynamic_auc(_surv(train), _surv(d, limit), risk, HORIZON)
+            row = _row(result.auc, name, model).iloc[0]
+            assert row["auc"] == pytest.approx(expected[0], abs=1e-12)
+            assert row["ci_lower"] < row["auc"] < row["ci_upper"]
+            assert row["n_boot_used"] == N_BOOT
+            assert row["events_by_horizon"] == ((d["time"] <= HORIZON) & (d["event"] == 1)).sum()
+
+
+def test_concordance_agrees_with_scikit_survival(cohorts, result):
+    train, others = cohorts
+    d = others["validation"]
+    fit = fit_survival_model(train["X"][MODELS["prognostic"]], train["time"], train["event"])
+    risk = risk_at(fit, d["X"], horizon=HORIZON).to_numpy()
+    row = _row(result.cindex, "validation", "prognostic").iloc[0]
+    harrell = concordance_index_censored(d["event"].to_numpy() == 1, d["time"].to_numpy(), risk)
+    uno = concordance_index_ipcw(_surv(train), _surv(d), risk, tau=HORIZON)
+    assert row["harrell"] == pytest.approx(harrell[0], abs=1e-12)
+    assert row["uno"] == pytest.approx(uno[0], abs=1e-12)
+    assert row["harrell_ci_lower"] < row["harrell"] < row["harrell_ci_upper"]
+    assert row["uno_ci_lower"] < row["uno"] < row["uno_ci_upper"]
+
+
+def test_bootstrap_counts_give_scikit_survivals_values_on_the_resample(cohorts):
+    """The closed forms in per-subject counts equal recomputing on the resampled subjects."""
+    from sksurv.nonparametric import CensoringDistributionEstimator
+
+    train, _ = cohorts
+    fit = fit_survival_model(train["X"][MODELS["prognostic"]], train["time"], train["event"])
+    risk = risk_at(fit, train["X"], horizon=HORIZON).to_numpy()
+    risk[:40] = risk[40:80]  # plant tied risks
+    t, e = train["time"].to_numpy(), train["event"].to_numpy() == 1
+    idx = np.random.default_rng(9).integers(0, len(t), len(t))
+    counts = np.bincount(idx, minlength=len(t))[None, :].astype(float)
+    g = CensoringDistributionEstimator().fit(_surv(train))
+    case, control = e & (t <= HORIZON), t > HORIZON
+    w = np.zeros(len(t))
+    w[case] = 1 / g.predict_proba(t[case])
+    _, auc_boot = _auc(risk, case, control, w, counts)
+    y_resampled = Surv.from_arrays(event=e[idx], time=t[idx])
+    expected, _ = cumulative_dynamic_auc(_surv(train), y_resampled, risk[idx], HORIZON)
+    assert auc_boot[0] == pytest.approx(expected[0], abs=1e-12)
+    _, harrell_boot = _concordance(risk, t, e, e.astype(float), counts)
+    expected = concordance_index_censored(e[idx], t[idx], risk[idx])[0]
+    assert harrell_boot[0] == pytest.approx(expected, abs=1e-12)
+
+
+def test_roc_area_equals_the_auc(result):
+    for (cohort, model), curve in result.roc.groupby(["cohort", "model"]):
+        assert curve["threshold"].iloc[0] == np.inf
+        assert (curve["fpr"].iloc[0], curve["tpr"].iloc[0]) == (0.0, 0.0)
+        assert (curve["fpr"].iloc[-1], curve["tpr"].iloc[-1]) == pytest.approx((1.0, 1.0))
+        assert curve["fpr"].is_monotonic_increasing and curve["tpr"].is_monotonic_increasing
+        area = np.trapezoid(curve["tpr"], curve["fpr"])
+        assert area == pytest.approx(_row(result.auc, cohort, model)["auc"].item(), abs=1e-9)
+
+
+def test_validation_follow_up_beyond_the_training_follow_up_is_a_control(cohorts):
+    train, _ = cohorts
+    late = _cohort(400, 6, max_censoring=300.0, prefix="L")
+    assert late["time"].max() > train["time"].max()
+    res = compare_models(
+        train=train, cohorts={"late": late}, models=MODELS, horizon=HORIZON, n_boot=0, seed=1
+    )
+    fit = fit_survival_model(train["X"][MODELS["prognostic"]], train["time"], train["event"])
+    risk = risk_at(fit, late["X"], horizon=HORIZON).to_numpy()
+    limit = train["time"].max()
+    expected, _ = cumulative_dynamic_auc(_surv(train), _surv(late, limit), risk, HORIZON)
+    assert _row(res.auc, "late", "prognostic")["auc"].item() == pytest.approx(expected[0])
+    assert np.isnan(_row(res.auc, "late", "prognostic")["ci_lower"].item())  # n_boot = 0
+
+
+def test_rerun_with_the_same_seed_is_identical(cohorts, result):
+    train, others = cohorts
+    again = compare_models(
+        train=train, cohorts=others, models=MODELS, horizon=HORIZON, n_boot=N_BOOT, seed=4
+    )
+    for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc"):
+        pd.testing.assert_frame_equal(getattr(again, name), getattr(result, name))
+
+
+def test_tables_have_the_documented_columns(result):
+    assert list(result.auc.columns[:8]) == [
+        "cohort",
+        "model",
+        "horizon",
+        "auc",
+        "ci_lower",
+        "ci_upper",
+        "n",
+        "events_by_horizon",
+    ]
+    assert list(result.auc_difference.columns[:7]) == [
+        "cohort",
+        "model_a",
+        "model_b",
+        "difference",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+    ]
+    assert list(result.cindex.columns[:8]) == [
+        "cohort",
+        "model",
+        "harrell",
+        "harrell_ci_lower",
+        "harrell_ci_upper",
+        "uno",
+        "uno_ci_lower",
+        "uno_ci_upper",
+    ]
+    assert set(result.decision_curve["model"]) == {*MODELS, "treat all", "treat none"}
+    assert set(result.coefficients["model"]) == set(MODELS)
+    assert result.auc["cohort"].tolist() == ["training"] * 2 + ["validation"] * 2
+
+
+# --- calibration and decision curves ---------------------------------------------------------
+
+
+def test_a_correctly_specified_model_is_calibrated():
+    train, validation = _cohort(2000, 11), _cohort(2000, 12, prefix="V")
+    res = compare_models(
+        train=train,
+        cohorts={"validation": validation},
+        models={"true": ["x", "g"]},
+        horizon=HORIZON,
+        n_boot=0,
+        seed=0,
+    )
+    cal = res.calibration[res.calibration["cohort"] == "validation"]
+    assert len(cal) == 5 and (cal["n"] == 400).all()
+    assert cal["predicted"].is_monotonic_increasing
+    assert (cal["predicted"] - cal["observed"]).abs().max() < 0.05
+    inside = (cal["observed_ci_lower"] <= cal["predicted"]) & (
+        cal["predicted"] <= cal["observed_ci_upper"]
+    )
+    assert inside.sum() >= 4
+
+
+def test_net_benefit_references_and_a_model_by_hand(cohorts, result):
+    _, others = cohorts
+    d = others["validation"]
+    time, event = d["time"].to_numpy(), d["event"].to_numpy()
+    dca = result.decision_curve[result.decision_curve["cohort"] == "validation"]
+    none = dca[dca["model"] == "treat none"]
+    assert (none["net_benefit"] == 0).all()
+    s = KaplanMeierFitter().fit(time, event).survival_function_at_times(HORIZON).item()
+    treat_all = dca[dca["model"] == "treat all"]
+    pt = treat_all["threshold"].to_numpy()
+    np.testing.assert_allclose(treat_all["net_benefit"], (1 - s) - s * pt / (1 - pt), atol=1e-12)
+    # the prognostic model at a 30% threshold, written out
+    risk = result.predictions[
+        (result.predictions["cohort"] == "validation")
+        & (result.predictions["model"] == "prognostic")
+    ]["risk"].to_numpy()
+    row = dca[(dca["model"] == "prognostic") & np.isclose(dca["threshold"], 0.3)].iloc[0]
+    treated = risk >= row["threshold"]
+    s_t = KaplanMeierFitter().fit(time[treated], event[treated]).predict(HORIZON)
+    odds = row["threshold"] / (1 - row["threshold"])
+    expected = treated.mean() * ((1 - s_t) - s_t * odds)
+    assert row["net_benefit"] == pytest.approx(expected, abs=1e-12)
+    assert row["net_benefit"] > treat_all[np.isclose(pt, 0.3)]["net_benefit"].item()
+
+
+def test_risk_at_is_one_minus_lifelines_survival_at_an_event_time(cohorts):
+    train, _ = cohorts
+    fit = fit_survival_model(train["X"][["x", "g"]], train["time"], train["event"])
+    at = float(np.sort(train["time"][train["event"] == 1])[150])
+    expected = 1 - fit.predict_survival_function(train["X"][["x", "g"]], times=[at]).iloc[0]
+    np.testing.assert_allclose(risk_at(fit, train["X"], horizon=at), expected, atol=1e-10)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _with(d: dict, **changes) -> dict:
+    out = {k: v.copy() for k, v in d.items()}
+    out.update(changes)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            "nan_x",
+            r"cohort 'validation': missing or non-finite values for subjects V0007 in "
+            r"column\(s\) 'x'",
+        ),
+        ("missing_column", r"cohort 'validation': model column\(s\) 'x' are missing"),
+        ("nan_time", r"cohort 'validation': follow-up time or event missing for subjects V0003"),
+        ("no_events", r"cohort 'validation': no recurrence by the horizon \(60 months\)"),
+        ("short_follow_up", r"cohort 'validation': nobody is followed recurrence-free beyond"),
+        ("reserved", r"cohort name 'training' is reserved"),
+    ],
+)
+def test_compare_models_rejects_bad_cohorts(cohorts, case, message):
+    train, others = cohorts
+    v = others["validation"]
+    if case == "nan_x":
+        X = v["X"].copy()
+        X.loc["V0007", "x"] = np.nan
+        bad = {"validation": _with(v, X=X)}
+    elif case == "missing_column":
+        bad = {"validation": _with(v, X=v["X"].drop(columns="x"))}
+    elif case == "nan_time":
+        time = v["time"].copy()
+        time.loc["V0003"] = np.nan
+        bad = {"validation": _with(v, time=time)}
+    elif case == "no_events":
+        event = v["event"].where(v["time"] > HORIZON, 0)
+        bad = {"validation": _with(v, event=event)}
+    elif case == "short_follow_up":
+        bad = {"validation": _with(v, time=v["time"].clip(upper=HORIZON))}
+    else:
+        bad = {"training": v}
+    with pytest.raises(InputError, match=message):
+        compare_models(train=train, cohorts=bad, models=MODELS, n_boot=0, seed=0)
+
+
+def test_horizon_beyond_the_training_follow_up_is_rejected(cohorts):
+    train, others = cohorts
+    with pytest.raises(InputError, match=r"horizon 500 months is not below the training"):
+        compare_models(train=train, cohorts=others, models=MODELS, horizon=500, n_boot=0, seed=0)
+    fit = fit_survival_model(train["X"][["x"]], train["time"], train["event"])
+    with pytest.raises(InputError, match="beyond the training cohort's longest follow-up"):
+        risk_at(fit, train["X"], horizon=500)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "plot", [plot_roc, plot_calibration, plot_decision_curves, plot_auc_comparison]
+)
+def test_figures_are_written(result, tmp_path, plot):
+    figure = plot(result, png=tmp_path / "f.png", svg=tmp_path / "f.svg")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    assert (tmp_path / "f.svg").stat().st_size > 10_000
+    assert figure.dpi > 0

@@ -1,0 +1,608 @@
+"""The recurrence risk score (RRS): a penalised Cox model on the high-risk subtype's features.
+
+Three steps, each a pure function that the rules call with tables:
+
+1. ``high_risk_features`` picks the imaging features that differ between the high-risk subtype
+   and the rest (Mann-Whitney U, Benjamini-Hochberg).
+2. ``fit_rrs`` fits an elastic-net Cox model (scikit-survival's ``CoxnetSurvivalAnalysis``, a
+   port of glmnet's coordinate descent) on those features, standardised with the training
+   cohort's mean and standard deviation, and chooses the penalty by K-fold cross-validation of
+   the partial-likelihood deviance, as R's ``cv.glmnet(family = "cox", type.measure =
+   "deviance", grouped = TRUE)``.
+3. ``choose_cutoff`` splits the score into high and low risk at the median or at the maximally
+   selected log-rank statistic (Lausen and Schumacher, Biometrics 1992; R's ``maxstat``).
+
+``RRSModel`` holds everything a new subject's score needs (features, training mean and scale,
+coefficients, cut-off) and round-trips through a JSON-serialisable ``dict``, so that the
+validation cohorts are scored with the locked training model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy.stats import false_discovery_control, mannwhitneyu
+
+from rdls.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RULES = ("1se", "min")
+CUTOFF_METHODS = ("maxstat", "median")
+_SHOWN = 5  # how many offending row labels an error message lists
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature selection
+
+
+def high_risk_features(
+    X: pd.DataFrame, is_high_risk: pd.Series, *, fdr: float = 0.05, max_features: int = 50
+) -> pd.DataFrame:
+    """Features that differ between the high-risk subtype and the other subjects.
+
+    Each feature is compared between the two groups with a two-sided Mann-Whitney U test;
+    p-values are adjusted over all features with Benjamini-Hochberg.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Subjects x features (training cohort), finite numbers.
+    is_high_risk : pandas.Series
+        True for subjects of the high-risk subtype, indexed like ``X``.
+    fdr : float
+        Features with a BH-adjusted p-value below ``fdr`` are candidates.
+    max_features : int
+        At most this many candidates, those with the largest ``|effect|``, are selected.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature, ordered by p-value: ``feature``, ``effect`` (rank-biserial
+        correlation, ``2 U / (n_high n_rest) - 1``: positive when the feature is higher in the
+        high-risk subtype), ``p_value``, ``p_adjusted`` and ``selected``.
+
+    Raises
+    ------
+    InputError
+        Non-finite values, labels that do not match ``X``, a group with fewer than two
+        subjects, or no feature passing ``fdr`` (the message says what to relax).
+    """
+    if not 0 < fdr < 1:
+        raise ValueError(f"fdr must lie in (0, 1), got {fdr}")
+    if max_features < 1:
+        raise ValueError(f"max_features must be at least 1, got {max_features}")
+    values = _feature_matrix(X, where="features")
+    high = _aligned(is_high_risk, X.index, name="is_high_risk")
+    if high.isna().any():
+        raise InputError(
+            f"is_high_risk is missing for subjects {_labels(high.index[high.isna()])}; "
+            "label every subject True or False."
+        )
+    high = high.astype(bool).to_numpy()
+    n_high, n_rest = int(high.sum()), int((~high).sum())
+    if min(n_high, n_rest) < 2:
+        raise InputError(
+            f"the high-risk subtype has {n_high} subjects and the rest {n_rest}; both groups "
+            "need at least 2 to compare features. Check the subtype assignments."
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u, p = mannwhitneyu(values[high], values[~high], alternative="two-sided", axis=0)
+    u = np.atleast_1d(np.asarray(u, dtype=float))
+    p = np.atleast_1d(np.asarray(p, dtype=float))
+    constant = np.ptp(values, axis=0) == 0
+    effect = np.where(constant, 0.0, 2.0 * u / (n_high * n_rest) - 1.0)
+    p = np.where(constant | ~np.isfinite(p), 1.0, p)
+    table = pd.DataFrame(
+        {
+            "feature": list(X.columns),
+            "effect": effect,
+            "p_value": p,
+            "p_adjusted": false_discovery_control(p, method="bh"),
+        }
+    )
+    candidates = table["p_adjusted"] < fdr
+    if not candidates.any():
+        best = table.loc[table["p_adjusted"].idxmin()]
+        raise InputError(
+            f"no feature differs between the high-risk subtype ({n_high} subjects) and the rest "
+            f"({n_rest}) at FDR < {fdr}: the smallest adjusted p-value is "
+            f"{best['p_adjusted']:.3g} (feature {best['feature']!r}). Raise fdr, or check that "
+            "the high-risk subtype is the right one."
+        )
+    keep = table.loc[candidates, "effect"].abs().sort_values(ascending=False, kind="mergesort")
+    table["selected"] = table.index.isin(keep.index[:max_features])
+    order = np.lexsort((-table["effect"].abs().to_numpy(), table["p_value"].to_numpy()))
+    return table.iloc[order].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass
+class RRSModel:
+    """Everything needed to score a new subject with the recurrence risk score.
+
+    The score is the Cox linear predictor ``sum_j coefficients[j] * (x_j - mean[j]) /
+    scale[j]``; ``features`` lists only the features with a non-zero coefficient (those a
+    subject must have), in the training table's column order. ``scale`` is the training
+    standard deviation (``ddof=0``, as glmnet's standardisation).
+    """
+
+    features: list[str]
+    mean: dict[str, float]
+    scale: dict[str, float]
+    coefficients: dict[str, float]
+    alpha: float
+    l1_ratio: float
+    cutoff: float | None = None
+    cutoff_method: str = "none"
+    notes: list[str] = field(default_factory=list)
+
+    def score(self, X: pd.DataFrame) -> pd.Series:
+        """The RRS of each row of ``X`` (a Series named ``rrs`` with ``X``'s index).
+
+        Raises
+        ------
+        InputError
+            A model feature missing from ``X``, or a missing/non-finite value in one.
+        """
+        missing = [f for f in self.features if f not in X.columns]
+        if missing:
+            raise InputError(
+                f"the RRS needs feature column(s) {', '.join(map(repr, missing))}, which the "
+                "table to score lacks. Score a table with the same imaging features as the "
+                "training cohort."
+            )
+        block = X[self.features].apply(pd.to_numeric, errors="coerce").astype(float)
+        bad = ~np.isfinite(block.to_numpy())
+        if bad.any():
+            rows = block.index[bad.any(axis=1)]
+            cols = block.columns[bad.any(axis=0)]
+            raise InputError(
+                f"cannot score subjects {_labels(rows)}: missing or non-finite values in "
+                f"{', '.join(map(repr, cols))}. Impute or leave those subjects out."
+            )
+        values = block.to_numpy()
+        mean = np.array([self.mean[f] for f in self.features])
+        scale = np.array([self.scale[f] for f in self.features])
+        coef = np.array([self.coefficients[f] for f in self.features])
+        return pd.Series(((values - mean) / scale) @ coef, index=X.index, name="rrs")
+
+    def group(self, scores) -> pd.Series:
+        """``"high"`` where the score exceeds the cut-off, else ``"low"``."""
+        if self.cutoff is None:
+            raise InputError(
+                "this RRS model has no cut-off yet; choose one with choose_cutoff and set it "
+                "with RRSModel.with_cutoff."
+            )
+        s = pd.Series(scores, dtype=float) if not isinstance(scores, pd.Series) else scores
+        if s.isna().any():
+            raise InputError(f"RRS missing for subjects {_labels(s.index[s.isna()])}")
+        return pd.Series(
+            np.where(s.to_numpy(dtype=float) > self.cutoff, "high", "low"),
+            index=s.index,
+            name="rrs_group",
+        )
+
+    def with_cutoff(self, cutoff: float, method: str) -> RRSModel:
+        """A copy with the cut-off set."""
+        return replace(self, cutoff=float(cutoff), cutoff_method=str(method))
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (plain floats, lists and dicts)."""
+        out = asdict(self)
+        for key in ("mean", "scale", "coefficients"):
+            out[key] = {str(k): float(v) for k, v in out[key].items()}
+        out["features"] = [str(f) for f in self.features]
+        out["alpha"] = float(self.alpha)
+        out["l1_ratio"] = float(self.l1_ratio)
+        out["cutoff"] = None if self.cutoff is None else float(self.cutoff)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RRSModel:
+        """Rebuild a model written by ``to_dict``."""
+        needed = ("features", "mean", "scale", "coefficients", "alpha", "l1_ratio")
+        missing = [k for k in needed if k not in data]
+        if missing:
+            raise InputError(
+                f"RRS model file lacks key(s) {', '.join(missing)}; refit the model (rule "
+                "rrs_fit) rather than editing the file."
+            )
+        features = list(data["features"])
+        for key in ("mean", "scale", "coefficients"):
+            absent = [f for f in features if f not in data[key]]
+            if absent:
+                raise InputError(
+                    f"RRS model file: {key!r} lacks feature(s) {', '.join(absent)}; refit the "
+                    "model."
+                )
+        cutoff = data.get("cutoff")
+        return cls(
+            features=features,
+            mean={f: float(data["mean"][f]) for f in features},
+            scale={f: float(data["scale"][f]) for f in features},
+            coefficients={f: float(data["coefficients"][f]) for f in features},
+            alpha=float(data["alpha"]),
+            l1_ratio=float(data["l1_ratio"]),
+            cutoff=None if cutoff is None else float(cutoff),
+            cutoff_method=str(data.get("cutoff_method", "none")),
+            notes=list(data.get("notes", [])),
+        )
+
+
+def fit_rrs(
+    X: pd.DataFrame,
+    time,
+    event,
+    *,
+    l1_ratio: float = 1.0,
+    folds: int = 5,
+    n_alphas: int = 100,
+    alpha_min_ratio: float = 0.01,
+    rule: str = "1se",
+    seed: int,
+) -> tuple[RRSModel, pd.DataFrame]:
+    """Fit the RRS: an elastic-net Cox model with the penalty chosen by cross-validation.
+
+    Features are standardised with the training mean and standard deviation (``ddof=0``), so
+    coefficients are per standard deviation. The penalty path (``n_alphas`` values from the
+    smallest alpha that keeps every coefficient at zero down to ``alpha_min_ratio`` times it;
+    glmnet may stop the path early once the fit stops improving) is fitted on all subjects and,
+    with the same alphas, on each of ``folds`` training splits (``StratifiedKFold`` on the
+    event, shuffled with a seed derived from ``seed``).
+
+    The cross-validated deviance is glmnet's *grouped* one (Verweij and van Houwelingen, Stat
+    Med 1994): for fold k with coefficients b_-k fitted without it, ``D_full(b_-k) -
+    D_-k(b_-k)``, where ``D = 2 (l_saturated - l)`` is the Breslow partial-likelihood
+    deviance on all subjects or on those outside the fold. Per fold it is divided by the
+    fold's events; ``mean_deviance`` is the event-weighted mean over folds and ``se`` the
+    event-weighted standard deviation over ``sqrt(folds - 1)``, exactly as ``cv.glmnet``.
+    Unlike glmnet, each fold reuses the full training standardisation. Where a fold's path
+    stops early, its last coefficients carry on to the smaller alphas.
+
+    ``alpha_min`` minimises ``mean_deviance``; ``alpha_1se`` is the largest alpha whose mean
+    deviance is within one ``se`` of that minimum. ``rule`` picks one. If the chosen alpha
+    keeps no feature, the largest alpha that keeps at least one is used instead, with a
+    warning in the log and in ``RRSModel.notes``.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Training subjects x candidate features (finite numbers, none constant).
+    time, event : array-like
+        Follow-up (months) and event (0/1), aligned with ``X`` (Series are aligned by index).
+    l1_ratio : float
+        Elastic-net mixing in (0, 1]: 1 is the lasso.
+    folds : int
+        Number of cross-validation folds (2 to the number of events).
+    n_alphas, alpha_min_ratio : int, float
+        The penalty path.
+    rule : {"1se", "min"}
+        Which cross-validated alpha the model uses.
+    seed : int
+        Seeds the fold split.
+
+    Returns
+    -------
+    model : RRSModel
+        Without a cut-off (see ``choose_cutoff``).
+    cv : pandas.DataFrame
+        One row per alpha (descending): ``alpha``, ``mean_deviance``, ``se``, ``n_nonzero``,
+        ``is_min``, ``is_1se``, ``chosen``.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+    from sksurv.util import Surv
+
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if not 0 < l1_ratio <= 1:
+        raise ValueError(f"l1_ratio must lie in (0, 1], got {l1_ratio}")
+    values = _feature_matrix(X, where="RRS training features")
+    t, e = _survival(time, event, X.index, where="RRS training cohort")
+    n_events = int(e.sum())
+    if folds < 2 or folds > n_events:
+        raise InputError(
+            f"folds = {folds} but the training cohort has {n_events} events; use between 2 and "
+            "the number of events."
+        )
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    constant = list(X.columns[scale == 0])
+    if constant:
+        raise InputError(
+            f"feature(s) {', '.join(map(repr, constant))} are constant in the training cohort; "
+            "drop them from the RRS candidates."
+        )
+    z = (values - mean) / scale
+    y = Surv.from_arrays(event=e, time=t)
+
+    def coxnet(alphas=None):
+        return CoxnetSurvivalAnalysis(
+            l1_ratio=l1_ratio,
+            n_alphas=n_alphas,
+            alpha_min_ratio=alpha_min_ratio,
+            alphas=alphas,
+        )
+
+    try:
+        full = coxnet().fit(z, y)
+    except ArithmeticError as exc:
+        raise InputError(
+            f"the Coxnet path failed ({exc}); raise alpha_min_ratio (now {alpha_min_ratio})."
+        ) from exc
+    alphas = full.alphas_
+    coef = full.coef_
+
+    random_state = int(np.random.default_rng([seed, 0x525253]).integers(2**31 - 1))
+    n_censored = len(e) - n_events
+    splitter = (
+        StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
+        if n_censored >= folds
+        else KFold(n_splits=folds, shuffle=True, random_state=random_state)
+    )
+    dev_sat_full = _saturated_loglik(t, e)
+    cvraw = np.empty((folds, len(alphas)))
+    fold_events = np.empty(folds)
+    for k, (train, held) in enumerate(splitter.split(z, e.astype(int))):
+        try:
+            with warnings.catch_warnings():  # a fold of noise may keep nothing: that is a result
+                warnings.filterwarnings("ignore", message="all coefficients are zero")
+                fit = coxnet(alphas).fit(z[train], y[train])
+        except ArithmeticError as exc:
+            raise InputError(
+                f"a cross-validation fit failed ({exc}); raise alpha_min_ratio (now "
+                f"{alpha_min_ratio}) or use fewer folds."
+            ) from exc
+        b = fit.coef_
+        if b.shape[1] < len(alphas):  # the fold's path stopped early: carry its last fit on
+            b = np.hstack([b, np.repeat(b[:, -1:], len(alphas) - b.shape[1], axis=1)])
+        eta = z @ b
+        dev_full = 2.0 * (dev_sat_full - _cox_loglik(eta, t, e))
+        dev_train = 2.0 * (
+            _saturated_loglik(t[train], e[train]) - _cox_loglik(eta[train], t[train], e[train])
+        )
+        fold_events[k] = e[held].sum()
+        cvraw[k] = (dev_full - dev_train) / fold_events[k]
+    w = fold_events / fold_events.sum()
+    cvm = w @ cvraw
+    cvsd = np.sqrt((w @ (cvraw - cvm) ** 2) / (folds - 1))
+
+    nonzero = (np.abs(coef) > 0).sum(axis=0)
+    i_min = int(np.argmin(cvm))
+    i_1se = int(np.flatnonzero(cvm <= cvm[i_min] + cvsd[i_min])[0])
+    chosen = i_1se if rule == "1se" else i_min
+    notes = []
+    if nonzero[chosen] == 0:
+        if not (nonzero > 0).any():
+            raise InputError(
+                "the Coxnet path keeps no feature at any alpha; lower alpha_min_ratio or check "
+                "that the features carry prognostic information."
+            )
+        fallback = int(np.flatnonzero(nonzero > 0)[0])
+        note = (
+            f"the {rule} alpha ({alphas[chosen]:.4g}) keeps no feature; using the largest alpha "
+            f"that keeps one ({alphas[fallback]:.4g}, {nonzero[fallback]} feature(s))"
+        )
+        log.warning(note)
+        notes.append(note)
+        chosen = fallback
+
+    cv = pd.DataFrame(
+        {
+            "alpha": alphas,
+            "mean_deviance": cvm,
+            "se": cvsd,
+            "n_nonzero": nonzero,
+            "is_min": np.arange(len(alphas)) == i_min,
+            "is_1se": np.arange(len(alphas)) == i_1se,
+            "chosen": np.arange(len(alphas)) == chosen,
+        }
+    )
+    keep = np.flatnonzero(coef[:, chosen] != 0)
+    features = [str(X.columns[j]) for j in keep]
+    model = RRSModel(
+        features=features,
+        mean={f: float(mean[j]) for f, j in zip(features, keep, strict=True)},
+        scale={f: float(scale[j]) for f, j in zip(features, keep, strict=True)},
+        coefficients={f: float(coef[j, chosen]) for f, j in zip(features, keep, strict=True)},
+        alpha=float(alphas[chosen]),
+        l1_ratio=float(l1_ratio),
+        notes=notes,
+    )
+    log.info(
+        "RRS: alpha %.4g (%s), %d of %d features: %s",
+        model.alpha,
+        rule,
+        len(features),
+        X.shape[1],
+        ", ".join(f"{f} {c:+.3f}" for f, c in model.coefficients.items()),
+    )
+    return model, cv
+
+
+# ---------------------------------------------------------------------------------------------
+# The cut-off
+
+
+def choose_cutoff(
+    scores, time, event, *, method: str = "maxstat", min_group_fraction: float = 0.2
+) -> tuple[float, pd.DataFrame]:
+    """The RRS value that splits subjects into low (``<= cutoff``) and high risk.
+
+    ``"median"`` takes the median score. ``"maxstat"`` scans every observed score as a cut
+    point that leaves at least ``min_group_fraction`` of the subjects in each group and takes
+    the one with the largest standardised log-rank statistic (Lausen and Schumacher 1992; R's
+    ``maxstat.test(smethod = "LogRank")``): with log-rank scores ``a_i = event_i - H(t_i)``
+    (``H`` the Nelson-Aalen cumulative hazard), ``|S - E(S)| / sqrt(V(S))`` for ``S`` the
+    sum of ``a`` in the low group and E, V its permutation mean and variance. The maximum is
+    optimistic; its p-value needs the maxstat correction, which this function does not give.
+
+    Returns
+    -------
+    cutoff : float
+    scan : pandas.DataFrame
+        ``cutoff``, ``statistic``, ``low_n``, ``high_n`` for every admissible cut point (one
+        row for ``"median"``).
+    """
+    if method not in CUTOFF_METHODS:
+        raise ValueError(f"method must be one of {', '.join(CUTOFF_METHODS)}, got {method!r}")
+    if not 0 < min_group_fraction <= 0.5:
+        raise ValueError(f"min_group_fraction must lie in (0, 0.5], got {min_group_fraction}")
+    s = pd.Series(scores)
+    if s.isna().any() or not np.isfinite(s.to_numpy(dtype=float)).all():
+        raise InputError(f"RRS missing or non-finite for subjects {_labels(s.index[s.isna()])}")
+    t, e = _survival(time, event, s.index, where="cut-off cohort")
+    x = s.to_numpy(dtype=float)
+    n = len(x)
+    a = e - _nelson_aalen_at(t, e)
+    ss = ((a - a.mean()) ** 2).sum()
+    if ss == 0:
+        raise InputError("the cut-off cohort has no usable events; a log-rank cut needs some.")
+
+    def statistic(low_count: np.ndarray, low_sum: np.ndarray) -> np.ndarray:
+        m = low_count.astype(float)
+        var = m * (n - m) / (n * (n - 1)) * ss
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.abs(low_sum - m * a.mean()) / np.sqrt(var)
+
+    if method == "median":
+        cutoff = float(np.median(x))
+        low = x <= cutoff
+        stat = statistic(np.array([low.sum()]), np.array([a[low].sum()]))
+        scan = pd.DataFrame(
+            {"cutoff": [cutoff], "statistic": stat, "low_n": [int(low.sum())]}
+        ).assign(high_n=lambda d: n - d["low_n"])
+        return cutoff, scan
+
+    order = np.argsort(x, kind="mergesort")
+    xs, cum = x[order], np.cumsum(a[order])
+    last = np.r_[xs[1:] != xs[:-1], True]  # last position of each distinct value
+    low_n = np.flatnonzero(last) + 1
+    minimum = math.ceil(min_group_fraction * n - 1e-9)
+    ok = (low_n >= minimum) & (n - low_n >= minimum)
+    if not ok.any():
+        raise InputError(
+            f"no cut point leaves {min_group_fraction:.0%} of the {n} subjects in each group "
+            "(too many tied scores); lower min_group_fraction or use method 'median'."
+        )
+    idx = np.flatnonzero(last)[ok]
+    scan = pd.DataFrame(
+        {
+            "cutoff": xs[idx],
+            "statistic": statistic(low_n[ok], cum[idx]),
+            "low_n": low_n[ok],
+            "high_n": n - low_n[ok],
+        }
+    )
+    best = int(scan["statistic"].to_numpy().argmax())
+    return float(scan["cutoff"].iloc[best]), scan
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _cox_loglik(eta: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Breslow log partial likelihood of each column of ``eta`` (subjects x fits)."""
+    eta = np.asarray(eta, dtype=float)
+    single = eta.ndim == 1
+    if single:
+        eta = eta[:, None]
+    order = np.argsort(time, kind="mergesort")
+    ts, es, eta = time[order], event[order].astype(bool), eta[order]
+    shift = eta.max(axis=0)
+    risk = np.exp(eta - shift)
+    at_risk = np.cumsum(risk[::-1], axis=0)[::-1]  # sum over t_j >= t_(i) within sorted order
+    first = np.searchsorted(ts, ts, side="left")  # ties share the whole tied risk set
+    log_denominator = np.log(at_risk[first[es]]) + shift
+    out = (eta[es] - log_denominator).sum(axis=0)
+    return out[0] if single else out
+
+
+def _saturated_loglik(time: np.ndarray, event: np.ndarray) -> float:
+    """glmnet's saturated Cox log-likelihood: ``-sum d_k log d_k`` over tied event times."""
+    _, d = np.unique(time[event.astype(bool)], return_counts=True)
+    return float(-(d * np.log(d)).sum())
+
+
+def _nelson_aalen_at(time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Nelson-Aalen cumulative hazard at each subject's own time (events at t included)."""
+    times, inverse = np.unique(time, return_inverse=True)
+    deaths = np.bincount(inverse, weights=event.astype(float), minlength=len(times))
+    leaving = np.bincount(inverse, minlength=len(times))
+    at_risk = leaving[::-1].cumsum()[::-1]
+    return np.cumsum(deaths / at_risk)[inverse]
+
+
+def _feature_matrix(X: pd.DataFrame, *, where: str) -> np.ndarray:
+    if not isinstance(X, pd.DataFrame) or X.shape[1] == 0 or X.shape[0] == 0:
+        raise InputError(f"{where}: expected a non-empty table of subjects x features.")
+    non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if non_numeric:
+        raise InputError(
+            f"{where}: column(s) {', '.join(map(repr, non_numeric[:_SHOWN]))} are not numeric; "
+            "encode or drop them."
+        )
+    values = X.to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(
+            f"{where}: missing or non-finite values for subjects {_labels(X.index[bad.any(1)])} "
+            f"in column(s) {', '.join(map(repr, X.columns[bad.any(0)][:_SHOWN]))}. Impute them "
+            "or leave those subjects out."
+        )
+    return values
+
+
+def _aligned(values, index: pd.Index, *, name: str) -> pd.Series:
+    if isinstance(values, pd.Series):
+        if values.index.equals(index):
+            return values
+        missing = index.difference(values.index)
+        if len(missing):
+            raise InputError(f"{name} lacks subjects {_labels(missing)}; align it with X.")
+        return values.loc[index]
+    arr = np.asarray(values)
+    if arr.shape != (len(index),):
+        raise InputError(f"{name} has {arr.size} values for {len(index)} subjects.")
+    return pd.Series(arr, index=index)
+
+
+def _survival(time, event, index: pd.Index, *, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Float times and boolean events aligned with ``index``, checked."""
+    t = _aligned(time, index, name=f"{where}: time")
+    e = _aligned(event, index, name=f"{where}: event")
+    t = pd.to_numeric(t, errors="coerce").astype(float)
+    e_num = pd.to_numeric(e.astype(float) if e.dtype == bool else e, errors="coerce")
+    bad = t.isna() | ~np.isfinite(t) | e_num.isna()
+    if bad.any():
+        raise InputError(
+            f"{where}: follow-up time or event missing for subjects {_labels(index[bad])}; "
+            "complete rfs_months and rfs_event or leave those subjects out."
+        )
+    if (t < 0).any():
+        raise InputError(f"{where}: negative follow-up time for subjects {_labels(index[t < 0])}.")
+    if not e_num.isin([0, 1]).all():
+        odd = index[~e_num.isin([0, 1])]
+        raise InputError(
+            f"{where}: event must be 0 or 1; subjects {_labels(odd)} have other values."
+        )
+    e_arr = e_num.to_numpy(dtype=float).astype(bool)
+    if not e_arr.any():
+        raise InputError(f"{where}: no events; survival models need at least one.")
+    return t.to_numpy(), e_arr
+
+
+def _labels(labels) -> str:
+    labels = [str(x) for x in labels]
+    shown = ", ".join(labels[:_SHOWN])
+    return shown + (f" and {len(labels) - _SHOWN} more" if len(labels) > _SHOWN else "")
