@@ -17,3 +17,10 @@ class QCFailure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.step = step
+
+
+def some(items, *, shown: int = 5, quote: bool = True) -> str:
+    """The first few of ``items`` for an error message, then "and N more"."""
+    items = [str(item) for item in items]
+    text = ", ".join(repr(item) if quote else item for item in items[:shown])
+    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")

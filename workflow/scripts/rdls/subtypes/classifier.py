@@ -33,13 +33,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from rdls.errors import InputError
+from rdls.errors import some as _names
 
 log = logging.getLogger(__name__)
 
 CLASSIFIERS = ("nearest_centroid", "logistic", "svm", "random_forest")
 # Platt scaling of the SVM needs two members of every subtype in each training fold.
 _MIN_PER_CLASS = {"svm": 2}
-_SHOWN = 5
 
 
 @dataclass
@@ -400,9 +400,3 @@ def _sorted(values) -> list:
 
 def _native(value):
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _names(items) -> str:
-    items = [str(i) for i in items]
-    shown = ", ".join(repr(i) for i in items[:_SHOWN])
-    return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rdls.errors import InputError
-
-_SHOWN = 5
+from rdls.errors import some as _names
 
 
 def incidence_rates(labels, time, event) -> pd.DataFrame:
@@ -185,9 +184,3 @@ def _sort_key(value):
 
 def _native(value):
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _names(items) -> str:
-    items = [str(i) for i in items]
-    shown = ", ".join(repr(i) for i in items[:_SHOWN])
-    return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")

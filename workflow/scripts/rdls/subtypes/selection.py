@@ -25,8 +25,8 @@ import pandas as pd
 from scipy import stats
 
 from rdls.errors import InputError
+from rdls.errors import some as _names
 
-_SHOWN = 5  # names listed in an error message before "and N more"
 _NEWTON_STEPS = 50
 _MAX_STEP = 2.0  # largest Newton step on the standardised feature scale
 
@@ -450,9 +450,3 @@ def _numeric_matrix(frame: pd.DataFrame, *, where: str) -> np.ndarray:
             "Impute them, drop those features, or exclude those subjects before selection."
         )
     return values
-
-
-def _names(items) -> str:
-    items = [str(i) for i in items]
-    shown = ", ".join(repr(i) for i in items[:_SHOWN])
-    return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")

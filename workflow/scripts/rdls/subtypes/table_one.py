@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from rdls.errors import InputError
+from rdls.errors import some as _names
 
 FIXED_COLUMNS = ("cohort", "variable", "level", "overall")
 TEST_COLUMNS = ("test", "statistic", "p_value")
@@ -390,9 +391,3 @@ def _blank(value) -> str:
 
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _names(items) -> str:
-    items = [str(i) for i in items]
-    shown = ", ".join(repr(i) for i in items[:_SHOWN])
-    return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")

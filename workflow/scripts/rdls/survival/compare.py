@@ -45,8 +45,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from rdls.errors import InputError
-from rdls.survival.rrs import _labels, _survival
+from rdls.errors import InputError, some
+from rdls.survival.rrs import _survival
 
 log = logging.getLogger(__name__)
 
@@ -522,7 +522,7 @@ def _design(X: pd.DataFrame, columns: list[str], *, where: str) -> None:
     if bad.any():
         raise InputError(
             f"{where}: missing or non-finite values for subjects "
-            f"{_labels(block.index[bad.any(axis=1)])} in column(s) "
+            f"{some(block.index[bad.any(axis=1)], quote=False)} in column(s) "
             f"{', '.join(map(repr, block.columns[bad.any(axis=0)]))}; impute them or leave "
             "those subjects out."
         )

@@ -28,13 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, mannwhitneyu
 
-from rdls.errors import InputError
+from rdls.errors import InputError, some
 
 log = logging.getLogger(__name__)
 
 RULES = ("1se", "min")
 CUTOFF_METHODS = ("maxstat", "median")
-_SHOWN = 5  # how many offending row labels an error message lists
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +80,7 @@ def high_risk_features(
     high = _aligned(is_high_risk, X.index, name="is_high_risk")
     if high.isna().any():
         raise InputError(
-            f"is_high_risk is missing for subjects {_labels(high.index[high.isna()])}; "
+            f"is_high_risk is missing for subjects {some(high.index[high.isna()], quote=False)}; "
             "label every subject True or False."
         )
     high = high.astype(bool).to_numpy()
@@ -166,7 +165,7 @@ class RRSModel:
             rows = block.index[bad.any(axis=1)]
             cols = block.columns[bad.any(axis=0)]
             raise InputError(
-                f"cannot score subjects {_labels(rows)}: missing or non-finite values in "
+                f"cannot score subjects {some(rows, quote=False)}: missing or non-finite values in "
                 f"{', '.join(map(repr, cols))}. Impute or leave those subjects out."
             )
         values = block.to_numpy()
@@ -184,7 +183,7 @@ class RRSModel:
             )
         s = pd.Series(scores, dtype=float) if not isinstance(scores, pd.Series) else scores
         if s.isna().any():
-            raise InputError(f"RRS missing for subjects {_labels(s.index[s.isna()])}")
+            raise InputError(f"RRS missing for subjects {some(s.index[s.isna()], quote=False)}")
         return pd.Series(
             np.where(s.to_numpy(dtype=float) > self.cutoff, "high", "low"),
             index=s.index,
@@ -459,7 +458,9 @@ def choose_cutoff(
         raise ValueError(f"min_group_fraction must lie in (0, 0.5], got {min_group_fraction}")
     s = pd.Series(scores)
     if s.isna().any() or not np.isfinite(s.to_numpy(dtype=float)).all():
-        raise InputError(f"RRS missing or non-finite for subjects {_labels(s.index[s.isna()])}")
+        raise InputError(
+            f"RRS missing or non-finite for subjects {some(s.index[s.isna()], quote=False)}"
+        )
     t, e = _survival(time, event, s.index, where="cut-off cohort")
     x = s.to_numpy(dtype=float)
     n = len(x)
@@ -549,16 +550,16 @@ def _feature_matrix(X: pd.DataFrame, *, where: str) -> np.ndarray:
     non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if non_numeric:
         raise InputError(
-            f"{where}: column(s) {', '.join(map(repr, non_numeric[:_SHOWN]))} are not numeric; "
-            "encode or drop them."
+            f"{where}: column(s) {some(non_numeric)} are not numeric; encode or drop them."
         )
     values = X.to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
+        subjects = some(X.index[bad.any(1)], quote=False)
         raise InputError(
-            f"{where}: missing or non-finite values for subjects {_labels(X.index[bad.any(1)])} "
-            f"in column(s) {', '.join(map(repr, X.columns[bad.any(0)][:_SHOWN]))}. Impute them "
-            "or leave those subjects out."
+            f"{where}: missing or non-finite values for subjects {subjects} "
+            f"in column(s) {some(X.columns[bad.any(0)])}. Impute them or leave those subjects "
+            "out."
         )
     return values
 
@@ -569,7 +570,9 @@ def _aligned(values, index: pd.Index, *, name: str) -> pd.Series:
             return values
         missing = index.difference(values.index)
         if len(missing):
-            raise InputError(f"{name} lacks subjects {_labels(missing)}; align it with X.")
+            raise InputError(
+                f"{name} lacks subjects {some(missing, quote=False)}; align it with X."
+            )
         return values.loc[index]
     arr = np.asarray(values)
     if arr.shape != (len(index),):
@@ -585,24 +588,21 @@ def _survival(time, event, index: pd.Index, *, where: str) -> tuple[np.ndarray, 
     e_num = pd.to_numeric(e.astype(float) if e.dtype == bool else e, errors="coerce")
     bad = t.isna() | ~np.isfinite(t) | e_num.isna()
     if bad.any():
+        subjects = some(index[bad], quote=False)
         raise InputError(
-            f"{where}: follow-up time or event missing for subjects {_labels(index[bad])}; "
+            f"{where}: follow-up time or event missing for subjects {subjects}; "
             "complete rfs_months and rfs_event or leave those subjects out."
         )
     if (t < 0).any():
-        raise InputError(f"{where}: negative follow-up time for subjects {_labels(index[t < 0])}.")
+        raise InputError(
+            f"{where}: negative follow-up time for subjects {some(index[t < 0], quote=False)}."
+        )
     if not e_num.isin([0, 1]).all():
         odd = index[~e_num.isin([0, 1])]
         raise InputError(
-            f"{where}: event must be 0 or 1; subjects {_labels(odd)} have other values."
+            f"{where}: event must be 0 or 1; subjects {some(odd, quote=False)} have other values."
         )
     e_arr = e_num.to_numpy(dtype=float).astype(bool)
     if not e_arr.any():
         raise InputError(f"{where}: no events; survival models need at least one.")
     return t.to_numpy(), e_arr
-
-
-def _labels(labels) -> str:
-    labels = [str(x) for x in labels]
-    shown = ", ".join(labels[:_SHOWN])
-    return shown + (f" and {len(labels) - _SHOWN} more" if len(labels) > _SHOWN else "")
