@@ -55,18 +55,18 @@ class _Look:
 # RDLS3: intermediate size, lobulated, low (fibrotic) signal with streaky texture.
 _LOOKS = {
     "RDLS1": _Look(
-        diameter_mm=(38.0, 4.0, 28.0, 48.0),
-        signal=(0.58, 0.05),
-        texture_sd=(0.06, 0.16),
+        diameter_mm=(39.0, 4.0, 30.0, 48.0),
+        signal=(0.60, 0.05),
+        texture_sd=(0.08, 0.18),
         texture_sigma_vox=(1.5, 2.8),
         streaky=False,
-        foci=(0, 4),
+        foci=(1, 5),
         lobes=((1, 4), (2.0, 8.0), (0.05, 0.25)),
         spikes=((3, 18), (30.0, 120.0), (0.15, 0.55)),
     ),
     "RDLS2": _Look(
-        diameter_mm=(24.0, 3.5, 16.0, 34.0),
-        signal=(0.76, 0.05),
+        diameter_mm=(23.0, 3.5, 16.0, 32.0),
+        signal=(0.80, 0.05),
         texture_sd=(0.02, 0.08),
         texture_sigma_vox=(0.5, 1.2),
         streaky=False,
@@ -75,10 +75,10 @@ _LOOKS = {
         spikes=((0, 4), (30.0, 120.0), (0.05, 0.30)),
     ),
     "RDLS3": _Look(
-        diameter_mm=(31.0, 4.0, 20.0, 42.0),
-        signal=(0.44, 0.05),
+        diameter_mm=(30.0, 4.0, 20.0, 40.0),
+        signal=(0.40, 0.05),
         texture_sd=(0.04, 0.12),
-        texture_sigma_vox=(3.0, 5.0),
+        texture_sigma_vox=(3.5, 6.0),
         streaky=True,
         foci=(0, 2),
         lobes=((2, 6), (3.0, 10.0), (0.10, 0.35)),
@@ -132,8 +132,9 @@ def write_subject_mri(
     tumour's own ellipsoidal frame before voxelisation. It is 0 for an ellipsoid; in the
     default demo (5th-95th percentiles) it runs 0.01-0.11 for smooth (RDLS2), 0.11-0.25 for
     lobulated (RDLS3) and 0.11-0.38 for spiculated (RDLS1) margins. Equivalent diameters
-    run about 18-27 mm (RDLS2), 23-34 mm (RDLS3) and 29-42 mm (RDLS1); tumour signal is
-    about 0.58, 0.76 and 0.44 of fat (sd 0.05) for RDLS1, RDLS2 and RDLS3.
+    run about 17-26 mm (RDLS2), 22-33 mm (RDLS3) and 30-43 mm (RDLS1); tumour signal is
+    about 0.60, 0.80 and 0.40 of fat (sd 0.05) for RDLS1, RDLS2 and RDLS3, evenly spaced so
+    that no two subtypes are much closer to each other than to the third.
     """
     _check_arguments(subtype=subtype, centre=centre, shape=shape)
     scanner = CENTRES[centre]
