@@ -15,6 +15,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/imaging.smk"
+include: "workflow/rules/subtypes.smk"
+include: "workflow/rules/survival.smk"
 include: "workflow/rules/qc.smk"
 
 

@@ -52,3 +52,23 @@ def tiny_run(tmp_path_factory):
     workdir = deploy(tmp_path_factory.mktemp("tiny"), TINY)
     snakemake(workdir, "--cores", "2", "--configfile", "override.yaml")
     return workdir
+
+
+# What the default-demo acceptance tests read: the imaging features and harmonisation report,
+# the subtypes and the survival analysis (the rest of the default demo is left out).
+DEFAULT_TARGETS = (
+    "results/imaging/features/deep.parquet",
+    "results/imaging/harmonisation.tsv",
+    "results/subtypes/assignments.tsv",
+    "results/subtypes/agreement.tsv",
+    "results/survival/cox/hazard_ratios.tsv",
+    "results/survival/rrs/groups.tsv",
+    "results/survival/comparison/auc.tsv",
+)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    workdir = deploy(tmp_path_factory.mktemp("default"), "demo:\n  scale: default\n")
+    snakemake(workdir, *DEFAULT_TARGETS, "--cores", "2", "--configfile", "override.yaml")
+    return workdir

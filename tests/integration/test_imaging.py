@@ -158,10 +158,16 @@ def test_adding_a_validation_subject_reruns_only_its_shard(own_cohort):
     assert {rule: plan.get(rule) for rule in per_shard} == dict.fromkeys(per_shard, 1)
     assert "mri_train_encoder" not in plan and "imaging_stability" not in plan
     assert plan.get("mri_montage") == 1  # the external cohort's montage only
-    assert set(plan) <= per_shard | {"mri_montage", "imaging_features", "qc_exclusions",
-                                     "cohort_overview", "all"}  # fmt: skip
+    # The aggregates read every subject; the subtype and survival ones are seconds each.
+    aggregates = {"mri_montage", "imaging_features", "qc_exclusions", "cohort_overview", "all",
+                  "subtype_features", "subtype_consensus", "subtype_classifier",
+                  "subtype_assign", "subtype_table_one", "survival_km", "survival_cox",
+                  "rrs_fit", "rrs_score", "rrs_km", "survival_compare_models"}  # fmt: skip
+    assert set(plan) <= per_shard | aggregates
 
     before = {f: features(own_cohort, f, harmonised=False) for f in FAMILIES}
+    training = own_cohort / "results/subtypes/consensus/training_subtypes.tsv"
+    training_before = pd.read_csv(training, sep="\t")
     snakemake(own_cohort, "--cores", "2", "--configfile", "override.yaml")
     shard = f"external_validation-{shard_index(new, 2):02d}"
     assert (
@@ -174,3 +180,7 @@ def test_adding_a_validation_subject_reruns_only_its_shard(own_cohort):
         after = features(own_cohort, family, harmonised=False)
         assert new in after.index
         pd.testing.assert_frame_equal(after.drop(index=new), before[family])
+    # The new subject is assigned by the locked classifier; training is untouched.
+    assignments = pd.read_csv(own_cohort / "results/subtypes/assignments.tsv", sep="\t")
+    assert assignments.set_index("subject_id").loc[new, "source"] == "classifier"
+    pd.testing.assert_frame_equal(pd.read_csv(training, sep="\t"), training_before)

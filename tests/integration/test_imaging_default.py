@@ -10,17 +10,7 @@ from sklearn.metrics import adjusted_rand_score, balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.integration.conftest import deploy, snakemake
-
 pytestmark = pytest.mark.integration
-TARGETS = ("results/imaging/features/deep.parquet", "results/imaging/harmonisation.tsv")
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
-    workdir = deploy(tmp_path_factory.mktemp("default"), "demo:\n  scale: default\n")
-    snakemake(workdir, *TARGETS, "--cores", "2", "--configfile", "override.yaml")
-    return workdir
 
 
 def load(workdir, family, *, harmonised=True):

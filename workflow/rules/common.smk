@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 import rdls.demo
 import rdls.imaging.encoder
 import rdls.imaging.shards
+import rdls.subtypes.cohorts
 from rdls.config import validate_config
 from rdls.sheets import SHEET_NAMES, load_cohort, validate_cohort
 
@@ -51,6 +52,22 @@ MRI_SHARD_OF = rdls.imaging.shards.assign_shards(
 )
 MRI_SHARDS = sorted(set(MRI_SHARD_OF))
 MRI_COHORTS = sorted({rdls.imaging.shards.shard_cohort(shard) for shard in MRI_SHARDS})
+
+SUBTYPES = IMAGING and config["subtypes"]["activate"]
+if config["subtypes"]["activate"] and not IMAGING:
+    print("subtypes and survival: the imaging branch does not run; skipped.", file=sys.stderr)
+if SUBTYPES:
+    rdls.subtypes.cohorts.check_training_cohort(
+        COHORT.subjects,
+        with_mri=COHORT.mri["subject_id"],
+        k_max=config["subtypes"]["consensus"]["k_max"],
+        source=SHEETS["subjects"],
+    )
+SURVIVAL = SUBTYPES and config["survival"]["activate"]
+# Cohorts with MRI and recurrence-free survival: survival is analysed in each of them.
+SURVIVAL_COHORTS = rdls.subtypes.cohorts.cohorts_with_follow_up(
+    COHORT.subjects, with_mri=COHORT.mri["subject_id"]
+)
 
 
 def rdls_sources(*modules):
@@ -162,6 +179,41 @@ def imaging_targets():
     ]
 
 
+def subtype_feature_tables():
+    """The imaging feature families clustered, by family name."""
+    return {
+        family: f"results/imaging/features/{family}.parquet"
+        for family in config["subtypes"]["families"]
+    }
+
+
+def subtypes_targets():
+    if not SUBTYPES:
+        return []
+    return [
+        "results/subtypes/assignments.tsv",
+        "results/subtypes/agreement.tsv",
+        "results/subtypes/table_one.html",
+        "results/subtypes/consensus/k_selection.png",
+        "results/subtypes/consensus/heatmaps.png",
+        "results/subtypes/consensus/cdf.png",
+        "results/subtypes/classifier/cross_validation.tsv",
+    ]
+
+
+def survival_targets():
+    if not SURVIVAL:
+        return []
+    return [
+        *[f"results/survival/km/{cohort}.png" for cohort in SURVIVAL_COHORTS],
+        *[f"results/survival/rrs/km_{cohort}.png" for cohort in SURVIVAL_COHORTS],
+        "results/survival/cox/forest.png",
+        "results/survival/risk_scores.tsv",
+        "results/survival/rrs/cross_validation.png",
+        "results/survival/comparison/auc.png",
+    ]
+
+
 def qc_exclusion_tables():
     """Each branch's exclusions, merged into results/qc/exclusions.tsv."""
     return ["results/imaging/qc_exclusions.tsv"] if IMAGING else []
@@ -171,6 +223,8 @@ def all_targets():
     return [
         *demo_targets(),
         *imaging_targets(),
+        *subtypes_targets(),
+        *survival_targets(),
         "results/qc/exclusions.tsv",
         "results/cohort/overview.tsv",
         "results/cohort/overview.png",

@@ -108,7 +108,6 @@ def test_every_schema_key_appears_in_the_shipped_config(shipped_config):
         ({"subtypes": {"consensus": {"k_min": 5, "k_max": 3}}}, "k_min (5) is larger than k_max"),
         ({"subtypes": {"consensus": {"k": 9}}}, "k (9) lies outside k_min..k_max (2..6)"),
         ({"subtypes": {"consensus": {"pac_interval": [0.9, 0.1]}}}, "must be increasing"),
-        ({"survival": {"log2_covariates": ["psa"]}}, "names 'psa', which is not one of"),
     ],
 )
 def test_settings_that_contradict_each_other_are_refused(override, message):

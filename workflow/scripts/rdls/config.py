@@ -85,14 +85,6 @@ def _cross_key_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"subtypes.consensus.pac_interval {[low, high]} must be increasing, e.g. [0.1, 0.9]."
         )
-    covariates = config["clinical"]["covariates"]
-    for name in config["survival"]["log2_covariates"]:
-        if name not in covariates:
-            problems.append(
-                f"survival.log2_covariates names {name!r}, which is not one of "
-                f"clinical.covariates ({', '.join(covariates) or 'none'}); add it there or "
-                "remove it here."
-            )
     return problems
 
 

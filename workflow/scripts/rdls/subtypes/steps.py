@@ -65,6 +65,9 @@ def features_step(
         prognostic=prognostic,
     )
     scaled = apply_selection(selection, values)
+    weights = family_weights(selection.columns, family_of, how=settings["family_weighting"])
+    scaled = scaled * pd.Series({c: weights[family_of[c]] for c in scaled.columns})
+    log.info("family weights: %s", weights)
     log.info(
         "%d of %d features kept for %d subjects (%d training)",
         len(selection.columns),
@@ -76,11 +79,28 @@ def features_step(
     _parent(out_features)
     out.to_parquet(out_features, index=False)
     Path(out_selection).write_text(
-        json.dumps({**selection.to_dict(), "families": sorted(set(family_of.values()))}, indent=1)
+        json.dumps(
+            {**selection.to_dict(), "family_of": family_of, "family_weights": weights}, indent=1
+        )
     )
     table = selection.report.copy()
     table.insert(1, "family", table["feature"].map(family_of))
     table.to_csv(out_table, sep="\t", index=False)
+
+
+def family_weights(columns: list[str], family_of: Mapping[str, str], *, how: str) -> dict:
+    """Weight of each family's standardised features in distances.
+
+    ``"equal"`` gives a family with p kept features the weight 1 / sqrt(p), so that its
+    expected contribution to a squared Euclidean distance is the same as any other family's
+    however many features it has (block scaling); ``"by_feature"`` weighs every feature 1.
+    """
+    counts = pd.Series([family_of[c] for c in columns]).value_counts()
+    if how == "by_feature":
+        return dict.fromkeys(sorted(counts.index), 1.0)
+    if how != "equal":
+        raise ValueError(f"family weighting must be 'equal' or 'by_feature', got {how!r}")
+    return {family: float(1 / np.sqrt(counts[family])) for family in sorted(counts.index)}
 
 
 def read_feature_families(tables: Mapping[str, str | Path]) -> tuple[pd.DataFrame, dict]:

@@ -25,6 +25,8 @@ REFERENCE_SUBTYPE = "RDLS1"
 HIGH_RISK_SUBTYPE = "RDLS1"
 COX_COLUMNS = ["cohort", "term", "coef", "se", "hazard_ratio", "ci_lower", "ci_upper", "p_value",
                "n", "events", "note"]  # fmt: skip
+GROUP_COLUMNS = ["cohort", "n", "events", "n_high", "hazard_ratio", "ci_lower", "ci_upper",
+                 "p_value", "logrank_p"]  # fmt: skip
 SCORE_COLUMNS = ["subject_id", "cohort", "rrs", "rrs_group"]
 RRS_PALETTE = {"low": "#1b7837", "high": "#b2182b"}
 
@@ -265,14 +267,11 @@ def rrs_score_step(
     model: str | Path,
     subjects_sheet: str | Path,
     cohorts: Sequence[str],
-    settings: Mapping,
     out_scores: str | Path,
     out_groups: str | Path,
-    out_figures: Mapping[str, tuple[str, str]],
 ) -> None:
-    """RRS and risk group of every subject; Kaplan-Meier, HR and log-rank of the groups."""
+    """RRS and risk group of every subject; hazard ratio and log-rank of the groups."""
     from rdls.subtypes.steps import read_selected
-    from rdls.survival._plots import plot_km
     from rdls.survival.km import logrank
     from rdls.survival.rrs import RRSModel
 
@@ -283,9 +282,8 @@ def rrs_score_step(
         {"cohort": cohort, "rrs": scores, "rrs_group": rrs.group(scores)}, index=values.index
     )
     table.index.name = "subject_id"
-    table.reset_index()[SCORE_COLUMNS].to_csv(
-        out_scores, sep="\t", index=False, float_format="%.6f"
-    )
+    # Full precision: a score equal to the cut-off must stay on its side of it when read back.
+    table.reset_index()[SCORE_COLUMNS].to_csv(out_scores, sep="\t", index=False)
     frame = survival_frame(subjects_sheet, subtypes=None)
     rows = []
     for name in cohorts:
@@ -293,31 +291,50 @@ def rrs_score_step(
         group = table.loc[members.index, "rrs_group"]
         row = {"cohort": name, "n": len(members), "events": int(members[EVENT].sum()),
                "n_high": int((group == "high").sum())}  # fmt: skip
-        annotation = None
         if group.nunique() == 2:
-            overall, _ = logrank(members[TIME], members[EVENT], group)
             row.update(group_hazard_ratio(members, group))
-            row["logrank_p"] = overall["p_value"]
-            annotation = (
-                f"HR (high vs low) {row['hazard_ratio']:.2f} "
-                f"({row['ci_lower']:.2f}-{row['ci_upper']:.2f}), "
-                f"log-rank p = {_format_p(overall['p_value'])}"
-            )
+            row["logrank_p"] = logrank(members[TIME], members[EVENT], group)[0]["p_value"]
+        else:
+            log.warning("%s: every subject in one RRS group; no comparison", name)
         rows.append(row)
-        plot_km(
-            members[TIME],
-            members[EVENT],
-            group,
-            title=f"Recurrence-free survival by RRS group: {name} (n = {len(members)})",
-            png=out_figures[name][0],
-            svg=out_figures[name][1],
-            at_risk_times=at_risk_times(members[TIME], settings["at_risk_every_months"]),
-            palette=RRS_PALETTE,
-            annotation=annotation,
+    pd.DataFrame(rows).reindex(columns=GROUP_COLUMNS).to_csv(out_groups, sep="\t", index=False)
+
+
+def rrs_km_step(
+    *,
+    cohort: str,
+    scores: str | Path,
+    groups: str | Path,
+    subjects_sheet: str | Path,
+    settings: Mapping,
+    out_figure: tuple[str, str],
+) -> None:
+    """Kaplan-Meier curves of the RRS groups in one cohort, annotated with HR and log-rank."""
+    from rdls.survival._plots import plot_km
+
+    risk = pd.read_csv(scores, sep="\t", dtype={"subject_id": str}).set_index("subject_id")
+    risk = risk[risk["cohort"] == cohort]
+    frame = survival_frame(subjects_sheet, subtypes=None)
+    members = frame.loc[frame.index.intersection(risk.index)]
+    summary = pd.read_csv(groups, sep="\t").set_index("cohort").loc[cohort]
+    annotation = None
+    if pd.notna(summary["hazard_ratio"]):
+        annotation = (
+            f"HR (high vs low) {summary['hazard_ratio']:.2f} "
+            f"({summary['ci_lower']:.2f}-{summary['ci_upper']:.2f}), "
+            f"log-rank p = {_format_p(summary['logrank_p'])}"
         )
-    columns = ["cohort", "n", "events", "n_high", "hazard_ratio", "ci_lower", "ci_upper",
-               "p_value", "logrank_p"]  # fmt: skip
-    pd.DataFrame(rows).reindex(columns=columns).to_csv(out_groups, sep="\t", index=False)
+    plot_km(
+        members[TIME],
+        members[EVENT],
+        risk.loc[members.index, "rrs_group"],
+        title=f"Recurrence-free survival by RRS group: {cohort} (n = {len(members)})",
+        png=out_figure[0],
+        svg=out_figure[1],
+        at_risk_times=at_risk_times(members[TIME], settings["at_risk_every_months"]),
+        palette=RRS_PALETTE,
+        annotation=annotation,
+    )
 
 
 def group_hazard_ratio(frame: pd.DataFrame, group: pd.Series) -> dict:

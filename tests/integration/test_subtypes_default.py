@@ -1,0 +1,86 @@
+"""Subtypes and survival on the default demo recover what was planted (the issue's acceptance
+numbers, checked on every CI run)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score, balanced_accuracy_score
+
+pytestmark = pytest.mark.integration
+
+
+def read(workdir, path):
+    return pd.read_csv(workdir / path, sep="\t")
+
+
+@pytest.fixture(scope="module")
+def subtypes(default_run):
+    """Assigned and planted subtype of every subject with features."""
+    found = read(default_run, "results/subtypes/assignments.tsv")
+    truth = read(default_run, "results/demo/default/truth/subjects.tsv")
+    return found.merge(truth[["subject_id", "subtype"]], on="subject_id", suffixes=("", "_true"))
+
+
+def test_the_pac_rule_chooses_three_subtypes(default_run):
+    summary = read(default_run, "results/subtypes/consensus/summary.tsv")
+    print(summary.to_string())
+    assert summary.loc[summary["chosen"], "k"].tolist() == [3]
+    assert summary.loc[summary["chosen"], "pac"].item() == summary["pac"].min()
+
+
+def test_training_subtypes_match_the_planted_ones_with_their_names(subtypes):
+    training = subtypes[subtypes["cohort"] == "training"]
+    ari = adjusted_rand_score(training["subtype_true"], training["subtype"])
+    named_right = (training["subtype"] == training["subtype_true"]).mean()
+    print(f"training ARI {ari:.3f}; same name as planted: {named_right:.3f}")
+    assert ari >= 0.7
+    # The naming rule (RDLS1 the highest recurrence rate, RDLS2 the lowest) gives the
+    # planted names, so agreement needs no relabelling.
+    assert named_right >= 0.85
+
+
+@pytest.mark.parametrize("cohort", ["internal_validation", "external_validation"])
+def test_classifier_assigns_validation_cohorts_like_the_planted_truth(subtypes, cohort):
+    members = subtypes[subtypes["cohort"] == cohort]
+    accuracy = balanced_accuracy_score(members["subtype_true"], members["subtype"])
+    print(f"{cohort}: balanced accuracy of assigned vs planted subtype {accuracy:.3f}")
+    assert accuracy >= 0.8
+    assert (members["source"] == "classifier").all()
+
+
+def test_independent_clustering_agrees_with_the_classifier(default_run):
+    agreement = read(default_run, "results/subtypes/agreement.tsv").set_index("cohort")
+    print(agreement.to_string())
+    assert agreement.loc["external_validation", "ari"] >= 0.5
+    assert agreement.loc["external_validation", "kappa"] >= 0.6
+
+
+def test_planted_hazard_ratio_of_rdls2_lies_in_the_training_interval(default_run):
+    planted = read(default_run, "results/demo/default/truth/hazard_coefficients.tsv")
+    planted = planted.set_index("term").loc["subtype_RDLS2", "hazard_ratio"]
+    cox = read(default_run, "results/survival/cox/hazard_ratios.tsv")
+    row = cox[(cox["cohort"] == "training") & (cox["term"] == "subtype[RDLS2]")].iloc[0]
+    print(f"planted HR {planted:.2f}; estimated {row.hazard_ratio:.2f} "
+          f"({row.ci_lower:.2f}-{row.ci_upper:.2f}), p = {row.p_value:.2g}")  # fmt: skip
+    assert row.ci_lower <= planted <= row.ci_upper
+    assert row.hazard_ratio < 1
+
+
+def test_rrs_groups_separate_in_the_external_cohort(default_run):
+    groups = read(default_run, "results/survival/rrs/groups.tsv").set_index("cohort")
+    print(groups.to_string())
+    external = groups.loc["external_validation"]
+    assert external["logrank_p"] < 0.05
+    assert external["hazard_ratio"] > 1
+
+
+@pytest.mark.parametrize("cohort", ["training", "external_validation"])
+def test_rrs_adds_to_the_clinical_model_at_five_years(default_run, cohort):
+    auc = read(default_run, "results/survival/comparison/auc.tsv")
+    auc = auc[auc["cohort"] == cohort].set_index("model")
+    print(auc.to_string())
+    assert auc.loc["clinical + RRS", "auc"] > auc.loc["clinical", "auc"]
+    assert (auc["horizon"] == 60).all()
+    intervals = auc[["ci_lower", "ci_upper"]].to_numpy()
+    assert np.isfinite(intervals).all()
+    assert (intervals[:, 0] <= auc["auc"]).all() and (auc["auc"] <= intervals[:, 1]).all()

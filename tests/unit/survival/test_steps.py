@@ -1,0 +1,65 @@
+"""The survival rules' glue: Cox fits that a small cohort cannot support become notes."""
+
+import numpy as np
+import pandas as pd
+
+from rdls.survival.cox import make_design
+from rdls.survival.steps import at_risk_times, fit_cox_or_note
+
+
+def cohort(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    subtype = rng.choice(["RDLS1", "RDLS2", "RDLS3"], size=n)
+    hazard = np.where(subtype == "RDLS2", 0.5, 1.0) * 0.02
+    time = rng.exponential(1 / hazard)
+    censor = rng.uniform(20, 100, n)
+    return pd.DataFrame(
+        {
+            "subject_id": [f"S{i}" for i in range(n)],
+            "subtype": subtype,
+            "age": rng.normal(60, 10, n),
+            "rfs_months": np.minimum(time, censor),
+            "rfs_event": (time <= censor).astype(int),
+        }
+    )
+
+
+def design(frame):
+    return make_design(frame, covariates=["subtype", "age"], reference={"subtype": "RDLS1"})
+
+
+def test_a_cohort_with_enough_events_is_fitted_without_a_note():
+    frame = cohort()
+    result, note = fit_cox_or_note(frame, design=design(frame), what="test cohort")
+    assert note == ""
+    assert result.table["term"].tolist() == ["subtype[RDLS2]", "subtype[RDLS3]", "age"]
+
+
+def test_too_few_events_for_the_terms_is_a_note_not_a_failure():
+    frame = cohort()
+    small = frame[frame["rfs_event"] == 0].head(20)
+    small = pd.concat([small, frame[frame["rfs_event"] == 1].head(3)])
+    result, note = fit_cox_or_note(small, design=design(frame), what="small cohort")
+    assert result is None
+    assert note == "not estimated: 3 events for 3 terms in the small cohort"
+
+
+def test_a_level_without_events_is_refitted_with_a_ridge_penalty_and_noted():
+    frame = cohort()
+    frame.loc[frame["subtype"] == "RDLS3", "rfs_event"] = 0
+    result, note = fit_cox_or_note(frame, design=design(frame), what="test cohort")
+    assert note.startswith("ridge penalty 0.01 (Cox model: level 'RDLS3' of covariate 'subtype'")
+    assert result.table.set_index("term").loc["subtype[RDLS3]", "hazard_ratio"] < 0.2
+
+
+def test_numbers_at_risk_are_shown_every_step_up_to_the_longest_follow_up():
+    assert at_risk_times(pd.Series([3.0, 40.0, 61.5]), 12) == [0, 12, 24, 36, 48, 60]
+
+
+def test_a_message_figure_stands_in_where_nothing_can_be_plotted(tmp_path):
+    from rdls.survival._plots import plot_message
+
+    plot_message("No cohort has enough events.", title="Cox", png=tmp_path / "f.png",
+                 svg=tmp_path / "f.svg")  # fmt: skip
+    assert (tmp_path / "f.png").stat().st_size > 1000
+    assert "No cohort has enough events." in (tmp_path / "f.svg").read_text()

@@ -1,0 +1,14 @@
+"""Rule subtype_classifier: adapt Snakemake's arguments to rdls.subtypes.steps."""
+
+from rdls.runtime import log_to_file
+from rdls.subtypes.steps import classifier_step
+
+log_to_file(snakemake.log[0])
+classifier_step(
+    features=snakemake.input.features,
+    training_subtypes=snakemake.input.training,
+    settings=snakemake.params.settings,
+    seed=snakemake.params.seed,
+    out_model=snakemake.output.model,
+    out_cv=snakemake.output.cv,
+)
