@@ -76,3 +76,22 @@ def test_survival_tables_and_figures_for_each_cohort(tiny_run):
     auc = read(tiny_run, "results/survival/comparison/auc.tsv")
     assert set(auc["model"]) == {"clinical", "clinical + RRS"}
     assert "external_validation" in set(auc["cohort"])
+
+
+def test_locked_clinical_models_reproduce_the_predicted_risks(tiny_run):
+    from rdls.sheets import read_subjects
+    from rdls.survival.compare import risk_from_locked
+    from rdls.survival.cox import CoxDesign, design_matrix
+
+    locked = json.loads((tiny_run / "results/survival/comparison/locked_models.json").read_text())
+    design = CoxDesign.from_dict(locked["design"])
+    subjects = read_subjects(
+        tiny_run / "results/demo/tiny/sheets/subjects.tsv", covariates=design.covariates
+    ).set_index("subject_id")
+    scores = read(tiny_run, "results/survival/risk_scores.tsv").set_index("subject_id")
+    predicted = read(tiny_run, "results/survival/comparison/predictions.tsv")
+    predicted = predicted[predicted["model"] == "clinical + RRS"].set_index("subject_id")
+    matrix = design_matrix(design, subjects.loc[predicted.index])
+    matrix["rrs"] = scores.loc[predicted.index, "rrs"]
+    risk = risk_from_locked(locked["models"]["clinical + RRS"], matrix)
+    assert risk.to_numpy() == pytest.approx(predicted["risk"].to_numpy(), rel=1e-6, abs=1e-12)

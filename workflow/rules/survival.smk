@@ -198,6 +198,8 @@ if SURVIVAL:
             ),
         output:
             models="results/survival/comparison/models.tsv",
+            locked="results/survival/comparison/locked_models.json",
+            predictions="results/survival/comparison/predictions.tsv",
             auc=report(
                 "results/survival/comparison/auc.tsv",
                 caption="../report/survival_comparison.rst",

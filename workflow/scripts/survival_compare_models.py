@@ -3,7 +3,8 @@
 from rdls.runtime import log_to_file
 from rdls.survival.steps import compare_step
 
-TABLES = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc")
+TABLES = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
+          "predictions")  # fmt: skip
 log_to_file(snakemake.log[0])
 out = snakemake.output
 compare_step(
@@ -14,6 +15,7 @@ compare_step(
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
     out_tables={name: out[name] for name in TABLES},
+    out_locked=out.locked,
     out_figures={
         "auc": (out.auc_figure, out.vectors[0]),
         "roc": (out.roc_figure, out.vectors[1]),

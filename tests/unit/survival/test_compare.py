@@ -7,6 +7,8 @@ must agree with scikit-survival's, on the sample and on a bootstrap resample.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -342,3 +344,20 @@ def test_figures_are_written(result, tmp_path, plot):
     assert (tmp_path / "f.png").stat().st_size > 10_000
     assert (tmp_path / "f.svg").stat().st_size > 10_000
     assert figure.dpi > 0
+
+
+def test_a_locked_model_predicts_what_the_fitted_one_does():
+    from rdls.survival.compare import fit_survival_model, lock_model, risk_at, risk_from_locked
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.binomial(1, 0.4, 300).astype(float)})
+    time = rng.exponential(60 / np.exp(0.7 * X["a"] + 0.5 * X["b"]))
+    event = (time < 90).astype(int)
+    model = fit_survival_model(X, np.minimum(time, 90), event)
+    locked = lock_model(model, horizon=36)
+    assert json.loads(json.dumps(locked)) == locked  # JSON-ready
+    np.testing.assert_allclose(
+        risk_from_locked(locked, X), risk_at(model, X, horizon=36), rtol=1e-10
+    )
+    with pytest.raises(InputError):
+        risk_from_locked(locked, X.drop(columns="b"))

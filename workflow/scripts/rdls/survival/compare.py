@@ -83,6 +83,9 @@ class ComparisonResult:
         cohort, subject (the row label), model, risk.
     horizon : float
     notes : list of str
+    locked : dict
+        Per model, the fitted model as :func:`lock_model` gives it (for scoring new
+        subjects with :func:`risk_from_locked`).
     """
 
     auc: pd.DataFrame
@@ -95,6 +98,7 @@ class ComparisonResult:
     predictions: pd.DataFrame
     horizon: float
     notes: list[str] = field(default_factory=list)
+    locked: dict[str, dict] = field(default_factory=dict)
 
 
 def fit_survival_model(X: pd.DataFrame, time, event, *, penalizer: float = 0.0):
@@ -146,6 +150,36 @@ def risk_at(model, X: pd.DataFrame, *, horizon: float) -> pd.Series:
     h0 = float(baseline.iloc[position]) if position >= 0 else 0.0
     hazard = model.predict_partial_hazard(X[columns].astype(float)).to_numpy(dtype=float)
     return pd.Series(-np.expm1(-h0 * hazard), index=X.index, name="risk")
+
+
+def lock_model(model, *, horizon: float) -> dict:
+    """Everything needed to predict the risk by ``horizon`` without lifelines' fitted object.
+
+    A JSON-ready dict: ``covariates`` (in order), ``coefficients`` and ``means`` (the training
+    means lifelines centres the covariates on), ``baseline_cumulative_hazard`` (Breslow, at
+    the horizon) and ``horizon``. :func:`risk_from_locked` applies it.
+    """
+    columns = list(model.params_.index)
+    reference = pd.DataFrame([model._norm_mean[columns].to_numpy()], columns=columns)
+    h0 = float(-np.log1p(-risk_at(model, reference, horizon=horizon).iloc[0]))
+    return {
+        "covariates": columns,
+        "coefficients": {c: float(model.params_[c]) for c in columns},
+        "means": {c: float(model._norm_mean[c]) for c in columns},
+        "baseline_cumulative_hazard": h0,
+        "horizon": float(horizon),
+    }
+
+
+def risk_from_locked(locked: dict, X: pd.DataFrame) -> pd.Series:
+    """Probability of recurrence by the locked model's horizon for each row of ``X``."""
+    columns = list(locked["covariates"])
+    _design(X, columns, where="table to predict")
+    beta = np.array([locked["coefficients"][c] for c in columns])
+    centre = np.array([locked["means"][c] for c in columns])
+    hazard = np.exp((X[columns].to_numpy(dtype=float) - centre) @ beta)
+    risk = -np.expm1(-locked["baseline_cumulative_hazard"] * hazard)
+    return pd.Series(risk, index=X.index, name="risk")
 
 
 def compare_models(
@@ -378,6 +412,7 @@ def compare_models(
         predictions=pd.concat(tables["pred"], ignore_index=True),
         horizon=float(horizon),
         notes=notes,
+        locked={name: lock_model(fit, horizon=horizon) for name, fit in fits.items()},
     )
 
 

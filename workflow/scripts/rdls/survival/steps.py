@@ -356,6 +356,7 @@ def compare_step(
     settings: Mapping,
     seed: int,
     out_tables: Mapping[str, str | Path],
+    out_locked: str | Path,
     out_figures: Mapping[str, tuple[str, str]],
 ) -> None:
     """The clinical model against clinical + RRS, fitted in training, in every cohort."""
@@ -402,6 +403,13 @@ def compare_step(
     for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc"):
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
     result.coefficients.to_csv(out_tables["models"], sep="\t", index=False)
+    predictions = result.predictions.rename(columns={"subject": "subject_id"})
+    predictions.to_csv(out_tables["predictions"], sep="\t", index=False)
+    # The clinical models as fitted in training, for scoring new subjects: the covariate
+    # coding, and per model its coefficients, centring and baseline hazard at the horizon.
+    Path(out_locked).write_text(
+        json.dumps({"design": design.to_dict(), "models": result.locked}, indent=1)
+    )
     log.info("AUC at %s months:\n%s", settings["horizon_months"], result.auc.to_string())
     plots.plot_auc_comparison(result, png=out_figures["auc"][0], svg=out_figures["auc"][1])
     plots.plot_roc(result, png=out_figures["roc"][0], svg=out_figures["roc"][1])
