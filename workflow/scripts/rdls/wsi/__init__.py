@@ -1,0 +1,1 @@
+"""Whole-slide images: tissue, tiles, lymphocytes and stroma per slide (DESIGN.md: wsi)."""
