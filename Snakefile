@@ -17,6 +17,7 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/imaging.smk"
 include: "workflow/rules/subtypes.smk"
 include: "workflow/rules/survival.smk"
+include: "workflow/rules/wsi.smk"
 include: "workflow/rules/qc.smk"
 
 

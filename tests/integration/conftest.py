@@ -55,7 +55,7 @@ def tiny_run(tmp_path_factory):
 
 
 # What the default-demo acceptance tests read: the imaging features and harmonisation report,
-# the subtypes and the survival analysis (the rest of the default demo is left out).
+# the subtypes, the survival analysis and the slide metrics (RNA-seq is left out).
 DEFAULT_TARGETS = (
     "results/imaging/features/deep.parquet",
     "results/imaging/harmonisation.tsv",
@@ -64,6 +64,8 @@ DEFAULT_TARGETS = (
     "results/survival/cox/hazard_ratios.tsv",
     "results/survival/rrs/groups.tsv",
     "results/survival/comparison/auc.tsv",
+    "results/wsi/slide_metrics.tsv",
+    "results/wsi/by_subtype.tsv",
 )
 
 

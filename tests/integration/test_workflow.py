@@ -118,7 +118,7 @@ def test_own_cohort_runs_from_its_sheets(tiny_run, tmp_path):
     workdir = deploy(
         tmp_path,
         "demo:\n  activate: false\nsheets:\n" + sheets + "  bulk_counts: cohort/bulk/counts.tsv\n"
-        "imaging:\n  activate: false\n",  # the imaging branch has its own own-cohort test
+        "imaging:\n  activate: false\nwsi:\n  activate: false\n",  # each has its own test
     )
     for name in ("subjects", "mri", "slides", "scrna", "bulk"):  # paths relative to workdir
         sheet = workdir / "cohort/sheets" / f"{name}.tsv"

@@ -5,6 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+import pandas as pd
+
 import rdls.demo
 import rdls.imaging.encoder
 import rdls.imaging.shards
@@ -52,6 +54,9 @@ MRI_SHARD_OF = rdls.imaging.shards.assign_shards(
 )
 MRI_SHARDS = sorted(set(MRI_SHARD_OF))
 MRI_COHORTS = sorted({rdls.imaging.shards.shard_cohort(shard) for shard in MRI_SHARDS})
+
+WSI = config["wsi"]["activate"] and not COHORT.slides.empty
+SLIDE_IDS = COHORT.slides["slide_id"].tolist() if WSI else []
 
 SUBTYPES = IMAGING and config["subtypes"]["activate"]
 if config["subtypes"]["activate"] and not IMAGING:
@@ -214,9 +219,31 @@ def survival_targets():
     ]
 
 
+def slide_row(wildcards):
+    return COHORT.slides.set_index("slide_id").loc[wildcards.slide]
+
+
+def slide_path(wildcards):
+    return slide_row(wildcards)["path"]
+
+
+def slide_mpp(wildcards):
+    """Microns per pixel from the slides sheet (None: the slide's own, or the fallback)."""
+    mpp = slide_row(wildcards).get("mpp")
+    return None if mpp is None or pd.isna(mpp) else float(mpp)
+
+
+def wsi_targets():
+    if not WSI:
+        return []
+    by_subtype = ["results/wsi/by_subtype.png"] if SUBTYPES else []
+    return ["results/wsi/slide_metrics.tsv", *by_subtype]
+
+
 def qc_exclusion_tables():
     """Each branch's exclusions, merged into results/qc/exclusions.tsv."""
-    return ["results/imaging/qc_exclusions.tsv"] if IMAGING else []
+    tables = ["results/imaging/qc_exclusions.tsv"] if IMAGING else []
+    return tables + (["results/wsi/qc_exclusions.tsv"] if WSI else [])
 
 
 def all_targets():
@@ -225,6 +252,7 @@ def all_targets():
         *imaging_targets(),
         *subtypes_targets(),
         *survival_targets(),
+        *wsi_targets(),
         "results/qc/exclusions.tsv",
         "results/cohort/overview.tsv",
         "results/cohort/overview.png",
