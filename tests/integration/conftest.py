@@ -13,13 +13,15 @@ from tests.conftest import REPO
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
     run = subprocess.run(
         [*SNAKEMAKE, *args],
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     if check and run.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
@@ -72,5 +74,7 @@ DEFAULT_TARGETS = (
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
     workdir = deploy(tmp_path_factory.mktemp("default"), "demo:\n  scale: default\n")
-    snakemake(workdir, *DEFAULT_TARGETS, "--cores", "2", "--configfile", "override.yaml")
+    # About 14 minutes on 2 cores (imaging 6.5, slides 7, the rest 1): room to spare.
+    snakemake(workdir, *DEFAULT_TARGETS, "--cores", "2", "--configfile", "override.yaml",
+              timeout=2400)  # fmt: skip
     return workdir
