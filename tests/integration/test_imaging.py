@@ -162,7 +162,8 @@ def test_adding_a_validation_subject_reruns_only_its_shard(own_cohort):
     aggregates = {"mri_montage", "imaging_features", "qc_exclusions", "cohort_overview", "all",
                   "subtype_features", "subtype_consensus", "subtype_classifier",
                   "subtype_assign", "subtype_table_one", "survival_km", "survival_cox",
-                  "rrs_fit", "rrs_score", "rrs_km", "survival_compare_models"}  # fmt: skip
+                  "rrs_fit", "rrs_score", "rrs_km", "survival_compare_models",
+                  "wsi_by_subtype"}  # fmt: skip
     assert set(plan) <= per_shard | aggregates
 
     before = {f: features(own_cohort, f, harmonised=False) for f in FAMILIES}
