@@ -9,7 +9,8 @@ blob of about its true size. (Analysed natively at 4 um/px the lymphocyte AUC wa
 The blur costs contrast and roundness, and CRC-VAL-HE-7K is not stain-normalised (some LYM
 tiles are pale), so the lymphocyte ranking uses the settings for blurred input: nucleus floor
 0.1 OD, lymphocyte roundness >= 0.6 and haematoxylin >= 0.1 OD. Macenko per 28 px tile gave
-no better lymphocyte ranking (0.87) and a worse stroma ranking, so it is left off.
+no better lymphocyte ranking (0.87, measured before the nucleus contrast floor) and a worse
+stroma ranking, so it is left off.
 """
 
 from __future__ import annotations
@@ -58,11 +59,11 @@ def test_pathmnist_lymphocyte_score_ranks_lym_tiles_first(pathmnist):
     }  # fmt: skip
     print(f"PathMNIST LYM vs rest AUC {auc:.3f}; per class " +
           ", ".join(f"{k} {v:.2f}" for k, v in per_class.items()))  # fmt: skip
-    # Measured 0.85 here (0.86 on all 718 test tiles): short of 0.9, because BACK and DEB
-    # tiles (dark debris, necrosis) hold small dark round blobs too. Against tumour, the
-    # comparison the slide-level TIL score relies on, the ranking holds at 0.9.
-    assert auc >= 0.8
-    assert per_class["TUM"] >= 0.85
+    # Measured 0.973 here, 0.964 on all 718 test tiles. Before the nucleus contrast floor and
+    # the eosin term it was 0.85: textureless dark BACK tiles gave noise "nuclei" and DEB
+    # tiles (necrosis) hold small dark nuclear fragments in pink debris.
+    assert auc >= 0.9
+    assert min(per_class.values()) >= 0.85
 
 
 def test_pathmnist_stroma_score_ranks_str_above_tum(pathmnist):

@@ -75,6 +75,12 @@ class TileSettings:
         Side of the window of the local-contrast condition: a nucleus pixel must also be at
         least the mean of its surroundings, which separates the packed nuclei of a dense
         infiltrate that all clear the global threshold.
+    nucleus_min_contrast : float
+        Least excess of a nucleus's mean haematoxylin OD over the median of the tile's
+        nucleus-free tissue. Textureless dark regions (folds, out-of-focus or over-stained
+        areas, dark background) pass the threshold everywhere, and the watershed cuts their
+        noise into "nuclei" with no contrast; real nuclei stand 0.1-0.5 OD above their
+        surroundings, and still ~0.05 after the blur of an 8x upsampled tile.
     min_nucleus_um2, max_nucleus_um2 : float
         Objects smaller than a 4 um disc are debris or noise; larger than ~14 um across are
         clumps that the watershed could not split, and are left out of the counts.
@@ -110,6 +116,7 @@ class TileSettings:
     nucleus_min_haematoxylin: float = 0.2
     nucleus_max_threshold: float = 0.4
     local_window_um: float = 8.0
+    nucleus_min_contrast: float = 0.05
     min_nucleus_um2: float = 12.0
     max_nucleus_um2: float = 150.0
     lymphocyte_max_area_um2: float = 55.0
@@ -351,7 +358,10 @@ def quantify_tile(rgb, *, mpp, settings=None) -> dict:
         ``nuclear_density_mm2`` and ``lymphocyte_density_mm2`` per mm2 of tissue;
         ``tissue_fraction``; ``eosin_fraction`` (share of tissue pixels that are
         eosin-dominant and outside nuclei); ``lymphocyte_score`` in [0, 1] (share of nuclei
-        that are lymphocytes times ``1 - exp(-density / lymphocyte_rich_density_mm2)``);
+        that are lymphocytes, times ``1 - exp(-density / lymphocyte_rich_density_mm2)``,
+        times ``1 - eosin_fraction``: a lymphocyte-rich tile is packed with nuclei and has
+        little pink matrix, whereas necrotic debris holds small dark nuclear fragments in
+        eosinophilic material);
         ``stroma_score`` in [0, 1] (pinkness times nuclear sparsity, raised for elongated
         nuclei); and ``tile_class``, the first that applies of: "background" (tissue
         fraction under ``min_tissue_fraction``), "lymphocyte_rich" (lymphocyte density and
@@ -375,7 +385,13 @@ def _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings) -> di
     n_tissue = int(np.count_nonzero(tissue))
     tissue_mm2 = n_tissue * (mpp / 1000.0) ** 2
     area = nuclei["area_um2"].to_numpy()
-    counted = (area >= settings.min_nucleus_um2) & (area <= settings.max_nucleus_um2)
+    free_tissue = tissue & (labels == 0)
+    surround = float(np.median(haematoxylin[free_tissue])) if free_tissue.any() else 0.0
+    counted = (
+        (area >= settings.min_nucleus_um2)
+        & (area <= settings.max_nucleus_um2)
+        & (nuclei["mean_haematoxylin"].to_numpy() - surround >= settings.nucleus_min_contrast)
+    )
     lymphocyte = (
         counted
         & (area <= settings.lymphocyte_max_area_um2)
@@ -386,13 +402,15 @@ def _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings) -> di
     n_lymphocytes = int(lymphocyte.sum())
     nuclear_density = n_nuclei / tissue_mm2 if n_tissue else 0.0
     lymphocyte_density = n_lymphocytes / tissue_mm2 if n_tissue else 0.0
-    pink = tissue & (labels == 0) & (eosin > haematoxylin)
+    pink = free_tissue & (eosin > haematoxylin)
     eosin_fraction = np.count_nonzero(pink) / n_tissue if n_tissue else 0.0
     tissue_fraction = n_tissue / n_pixels
 
     share = n_lymphocytes / n_nuclei if n_nuclei else 0.0
-    lymphocyte_score = share * (
-        1.0 - np.exp(-lymphocyte_density / settings.lymphocyte_rich_density_mm2)
+    lymphocyte_score = (
+        share
+        * (1.0 - np.exp(-lymphocyte_density / settings.lymphocyte_rich_density_mm2))
+        * (1.0 - eosin_fraction)
     )
     # Stroma: pink, few nuclei, and those few elongated (fibroblasts) rather than round.
     others = counted & ~lymphocyte
