@@ -233,6 +233,12 @@ def slide_mpp(wildcards):
     return None if mpp is None or pd.isna(mpp) else float(mpp)
 
 
+def wsi_classifier_checkpoint(wildcards):
+    """The user's tile classifier checkpoint, an input so that a new one reruns the slides."""
+    model = config["wsi"]["quantify"]["classifier"]["checkpoint"]
+    return [model] if model else []
+
+
 def wsi_targets():
     if not WSI:
         return []

@@ -46,7 +46,10 @@ if WSI:
             slide=slide_path,
             tiles="results/wsi/tiles/{slide}.parquet",
             status="results/wsi/tiles/{slide}.tsv",
-            code=rdls_sources("wsi.tiles", "wsi.metrics", "wsi.slide", "wsi.steps"),
+            classifier=wsi_classifier_checkpoint,
+            code=rdls_sources(
+                "wsi.tiles", "wsi.metrics", "wsi.slide", "wsi.steps", "wsi.classifier"
+            ),
         output:
             tiles="results/wsi/quantified/{slide}.parquet",
             metrics="results/wsi/quantified/{slide}.tsv",

@@ -85,6 +85,12 @@ def _cross_key_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"subtypes.consensus.pac_interval {[low, high]} must be increasing, e.g. [0.1, 0.9]."
         )
+    classifier = config["wsi"]["quantify"]["classifier"]
+    if classifier["checkpoint"] and not classifier["classes"]:
+        problems.append(
+            "wsi.quantify.classifier.checkpoint is set but classes is empty; list the model's "
+            "output classes in order, each as {name: ..., compartment: ...}."
+        )
     return problems
 
 

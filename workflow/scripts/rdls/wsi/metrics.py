@@ -46,13 +46,17 @@ def compartments(
     tile_mm2: float,
     stroma_min_eosin_fraction: float = STROMA_MIN_EOSIN_FRACTION,
 ) -> pd.Series:
-    """Compartment of each tile: "tumour", "stroma" or "background".
+    """Compartment of each tile: "tumour", "stroma", "other" or "background".
+
+    A ``compartment`` column, written when a tile classifier checkpoint is configured
+    (:mod:`rdls.wsi.classifier`), decides for the tiles it covers; otherwise the eosin rule
+    does. "other" is tissue in neither compartment (fat, mucus, normal mucosa).
 
     Parameters
     ----------
     tiles : pandas.DataFrame
         One row per tile with at least ``tissue_fraction``, ``eosin_fraction``,
-        ``n_lymphocytes`` and ``tile_class``.
+        ``n_lymphocytes`` and ``tile_class``, optionally ``compartment``.
     tile_mm2 : float
         Area of one tile in mm2 (side in microns squared / 1e6).
     stroma_min_eosin_fraction : float
@@ -61,7 +65,10 @@ def compartments(
     _check_tiles(tiles)
     tissue_mm2 = tiles["tissue_fraction"].to_numpy(float) * tile_mm2
     eosin = tiles["eosin_fraction"].to_numpy(float)
-    compartment = np.where(eosin >= stroma_min_eosin_fraction, "stroma", "tumour")
+    compartment = np.where(eosin >= stroma_min_eosin_fraction, "stroma", "tumour").astype(object)
+    if "compartment" in tiles.columns:
+        given = tiles["compartment"].notna().to_numpy()
+        compartment[given] = tiles["compartment"].to_numpy()[given]
     background = (tiles["tile_class"] == "background").to_numpy() | (tissue_mm2 <= 0)
     return pd.Series(np.where(background, "background", compartment), index=tiles.index)
 
@@ -156,11 +163,11 @@ def heatmap_grids(
 
     ``shape`` is the grid's (rows, columns) and ``step0`` the level-0 pixels per grid cell
     (the tile stride). Cells without a tile are NaN (density) or -1 (compartment: 0 tumour,
-    1 stroma, 2 background).
+    1 stroma, 2 background, 3 other tissue).
     """
     density = np.full(shape, np.nan)
     compartment = np.full(shape, -1, dtype=int)
-    codes = {"tumour": 0, "stroma": 1, "background": 2}
+    codes = {"tumour": 0, "stroma": 1, "background": 2, "other": 3}
     rows = np.clip((tiles["y"].to_numpy() // step0).astype(int), 0, shape[0] - 1)
     cols = np.clip((tiles["x"].to_numpy() // step0).astype(int), 0, shape[1] - 1)
     area = tiles["tissue_fraction"].to_numpy(float) * tile_mm2

@@ -178,16 +178,22 @@ def quantify_slide(
 
 
 def _quantify_chunk(job: Mapping, coordinates: np.ndarray) -> pd.DataFrame:
+    from rdls.wsi.classifier import ClassifierSettings, classify_tiles
     from rdls.wsi.slide import open_slide, read_at_mpp
     from rdls.wsi.tiles import TileSettings, quantify_tiles
 
     slide, info = open_slide(job["path"], mpp_fallback=job["slide_mpp"])
     settings = TileSettings(stain_normalisation=job["settings"]["stain_normalisation"])
-    images = (
+    classifier = ClassifierSettings.from_config(job["settings"].get("classifier"))
+    images = [
         read_at_mpp(slide, info, x=int(x), y=int(y), size_px=job["tile_px"], mpp=job["tile_mpp"])
         for x, y in coordinates
-    )
-    return quantify_tiles(images, mpp=job["tile_mpp"], settings=settings)
+    ]
+    table = quantify_tiles(images, mpp=job["tile_mpp"], settings=settings)
+    if classifier is not None:
+        for column, values in classify_tiles(images, classifier).items():
+            table[column] = values
+    return table
 
 
 def _progress(done: int, total: int, started: float) -> int:
@@ -216,9 +222,9 @@ def plot_heatmaps(table: pd.DataFrame, *, tile_mm2: float, stride0: float, title
     figure.colorbar(image, ax=left, label="lymphocytes per mm2")
     left.set_title("Lymphocyte density")
     compartment = np.ma.masked_less(grids["compartment"], 0)
-    colours = ListedColormap(["#7b3294", "#f4a582", "#dddddd"])
-    right.imshow(compartment, cmap=colours, vmin=0, vmax=2, interpolation="nearest")
-    right.set_title("Compartment: tumour (purple), stroma (pink)")
+    colours = ListedColormap(["#7b3294", "#f4a582", "#dddddd", "#92c5de"])
+    right.imshow(compartment, cmap=colours, vmin=0, vmax=3, interpolation="nearest")
+    right.set_title("Compartment: tumour (purple), stroma (pink), other (blue)")
     for axes in (left, right):
         axes.set_axis_off()
     figure.suptitle(title)
