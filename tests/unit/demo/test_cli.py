@@ -45,7 +45,10 @@ def test_truth_tables_cover_every_item(tiny_cohort):
     assert len(pd.read_csv(truth / "mri.tsv", sep="\t")) == 60
     assert len(pd.read_csv(truth / "slides.tsv", sep="\t")) == 12
     genes = pd.read_csv(truth / "bulk_genes.tsv", sep="\t")
-    assert set(genes["module"]) == {"immune", "stromal", "tgfb_exclusion", "none"}
+    assert set(genes["module"]) == {"immune", "stromal", "tgfb_exclusion", "cell_type_marker",
+                                    "none"}  # fmt: skip
+    composition = pd.read_csv(truth / "bulk_composition.tsv", sep="\t", index_col="sample_id")
+    assert composition.sum(axis=1).to_numpy() == pytest.approx(1.0)
     cells = pd.read_csv(truth / "scrna_cells.tsv", sep="\t")
     assert cells["sample_id"].nunique() == 3
     hazards = pd.read_csv(truth / "hazard_coefficients.tsv", sep="\t", index_col="term")

@@ -1,20 +1,45 @@
-"""Synthetic bulk RNA-seq counts with planted subtype modules.
+"""Synthetic bulk RNA-seq counts with planted subtype modules and cell-type mixtures.
 
 Counts follow the model DESeq2 assumes, so that a correct analysis recovers the planted fold
 changes: negative binomial counts with per-sample size factors and a gene-wise dispersion
 around the trend ``alpha = a1 / mu + a0``. On top of the subtype modules sit the nuisance
 effects a real cohort has: a mild batch effect and a weak continuous subject-level programme.
+
+Each sample is also a mixture of the nine cell types of the scRNA-seq demo: its composition
+is drawn around its subtype's expected composition (the same Dirichlet as a scRNA-seq
+patient's), and the canonical cell-type markers (``CELL_TYPE_MARKERS``) follow that mixture
+of the very per-type profiles the scRNA-seq demo draws its cells from
+(:func:`rdls.demo._scrna._type_profiles`). A signature matrix built from the demo's
+single cells therefore deconvolves the bulk samples into their planted fractions. Cell
+fractions are taken as mRNA fractions (each cell type contributes in proportion to its
+fraction, not to its RNA content), so the planted fractions are what deconvolution estimates.
+
+Only the markers carry the mixture; every other gene is modelled as if composition had been
+regressed out, so that the modules' planted fold changes stay exactly what the truth table
+says. Markers that are also module genes (CD3E, CD3D, CD2, CD8A, NKG7, CD79A, MS4A1, CD19 in
+the immune module; COL1A1, COL1A2, DCN, LUM, FAP, PDGFRB, ACTA2 in the stromal one) get their
+subtype difference from the mixture alone (no module effect on top); they keep their module
+in the truth table, with the log2 fold change the expected compositions imply (about 1.2 to
+1.9, in the module's direction). The other markers get module ``cell_type_marker``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rdls.demo._genes import BULK_MODULES, MITOCHONDRIAL_GENES, gene_universe
+from rdls.demo._genes import (
+    BULK_MODULES,
+    CELL_TYPE_MARKERS,
+    CELL_TYPES,
+    MITOCHONDRIAL_GENES,
+    gene_universe,
+)
 from rdls.demo._plan import SUBTYPES
+from rdls.demo._scrna import COMPOSITION_CONCENTRATION, SUBTYPE_COMPOSITION, _type_profiles
 
 # Mean counts at an average size factor: log-normal, so that most genes are low-count and the
 # top genes reach several thousand counts, as in a ~20M-read tumour library.
@@ -32,7 +57,30 @@ DISPERSION_LOG_SD = 0.4  # scatter of gene-wise dispersions around the trend
 BATCH_LOG_SD = 0.15
 SUBJECT_LOADING_LOG_SD = 0.1
 
+# Module label, in the truth table, of the cell-type markers that are in no module.
+MARKER_MODULE = "cell_type_marker"
+
 _REQUIRED_COLUMNS = ("sample_id", "subject_id", "batch", "subtype")
+
+
+@dataclass(frozen=True)
+class BulkCohort:
+    """A simulated bulk RNA-seq cohort and its planted truth.
+
+    Attributes
+    ----------
+    counts
+        Column ``gene``, then one integer column per sample, as written to the counts TSV.
+    genes
+        The per-gene truth (see :func:`write_bulk`).
+    composition
+        Column ``sample_id``, then one column per cell type (``CELL_TYPES`` order): the
+        sample's planted cell fractions, summing to 1.
+    """
+
+    counts: pd.DataFrame
+    genes: pd.DataFrame
+    composition: pd.DataFrame
 
 
 def write_bulk(
@@ -57,33 +105,100 @@ def write_bulk(
     Returns
     -------
     pandas.DataFrame
-        One row per gene: ``gene``, ``module`` (``immune``, ``stromal``, ``tgfb_exclusion`` or
-        ``none``), ``up_in_subtype`` (empty for unplanted genes), ``log2_fold_change`` (of the
-        module's subtype against the other two; 0 for unplanted genes) and
+        One row per gene: ``gene``, ``module`` (``immune``, ``stromal``, ``tgfb_exclusion``,
+        ``cell_type_marker`` or ``none``), ``up_in_subtype`` (empty for unplanted genes),
+        ``log2_fold_change`` (of that subtype against the mean of the other two; 0 for
+        unplanted genes; for markers, the one the expected compositions imply) and
         ``base_mean_expected`` (the expected DESeq2 baseMean: mean normalised count over these
-        samples, without noise and nuisance effects).
+        samples, without noise and nuisance effects). The sample compositions are in
+        :func:`simulate_bulk`'s result.
+    """
+    cohort = simulate_bulk(samples=samples, n_genes=n_genes, rng=rng)
+    cohort.counts.to_csv(out_counts, sep="\t", index=False)
+    return cohort.genes
+
+
+def simulate_bulk(*, samples: pd.DataFrame, n_genes: int, rng: np.random.Generator) -> BulkCohort:
+    """Counts, per-gene truth and per-sample composition of a bulk cohort (nothing written).
+
+    Parameters are those of :func:`write_bulk`.
     """
     _check_samples(samples)
     genes = gene_universe(n_genes, rng=rng)
     truth = _plant_modules(genes, rng)
     base_mean = _draw_base_means(truth, rng)
-
     subtype = samples["subtype"].to_numpy()
+    composition = _draw_compositions(subtype, rng)
+
     up = truth["up_in_subtype"].to_numpy()[:, None] == subtype[None, :]
     log_effect = np.log(2.0) * truth["log2_fold_change"].to_numpy()[:, None] * up
+    marker = truth["gene"].isin(_marker_genes()).to_numpy()
+    log_effect[marker] = 0.0  # markers differ between subtypes through the mixture alone
     log_effect += _batch_effects(samples["batch"].to_numpy(), len(genes), rng)
     log_effect += _subject_effects(samples["subject_id"].to_numpy(), len(genes), rng)
     size_factors = np.exp(rng.normal(0.0, SIZE_FACTOR_LOG_SD, len(samples)))
-    mean = base_mean[:, None] * np.exp(log_effect) * size_factors[None, :]
+    expression = np.repeat(base_mean[:, None], len(samples), axis=1)
+    mixtures = _marker_mixtures(genes, base_mean)
+    expression[marker] = mixtures[marker] @ composition.T
+    mean = expression * np.exp(log_effect) * size_factors[None, :]
 
-    counts = _negative_binomial(mean, _dispersions(base_mean, rng), rng)
+    # Dispersions follow the trend at each gene's mean (the mixture's, for markers).
+    counts = _negative_binomial(mean, _dispersions(expression.mean(axis=1), rng), rng)
     table = pd.DataFrame(counts, columns=samples["sample_id"].tolist())
     table.insert(0, "gene", genes)
-    table.to_csv(out_counts, sep="\t", index=False)
 
     module_effect = np.exp2(truth["log2_fold_change"].to_numpy()[:, None] * up)
     truth["base_mean_expected"] = base_mean * module_effect.mean(axis=1)
-    return truth
+    _label_markers(truth, mixtures, subtype)
+    fractions = pd.DataFrame(composition, columns=list(CELL_TYPES))
+    fractions.insert(0, "sample_id", samples["sample_id"].to_numpy())
+    return BulkCohort(counts=table, genes=truth, composition=fractions)
+
+
+def _marker_genes() -> list[str]:
+    return list(dict.fromkeys(g for markers in CELL_TYPE_MARKERS.values() for g in markers))
+
+
+def _draw_compositions(subtype: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Samples x cell types: each sample's fractions, Dirichlet around its subtype's."""
+    expected = {s: np.array([SUBTYPE_COMPOSITION[s][t] for t in CELL_TYPES]) for s in SUBTYPES}
+    return np.array([rng.dirichlet(COMPOSITION_CONCENTRATION * expected[s]) for s in subtype])
+
+
+def _marker_mixtures(genes: list[str], base_mean: np.ndarray) -> np.ndarray:
+    """Genes x cell types: a marker's expected count per unit fraction of each type.
+
+    The per-type profiles are shares of a cell's transcripts, so a marker's count is its
+    profile share times the library: the expected count total at size factor 1. Rows of
+    genes that are not markers are zero.
+    """
+    profiles, _, _ = _type_profiles(tuple(genes))
+    mixtures = np.zeros((len(genes), len(CELL_TYPES)))
+    rows = np.isin(genes, _marker_genes())
+    mixtures[rows] = base_mean.sum() * profiles[:, rows].T
+    return mixtures
+
+
+def _label_markers(truth: pd.DataFrame, mixtures: np.ndarray, subtype: np.ndarray) -> None:
+    """Truth of the markers: the fold changes and base means the expected compositions give.
+
+    A marker's ``up_in_subtype`` is its module's subtype, or for markers outside the modules
+    the subtype where it is highest against the other two; ``log2_fold_change`` is that
+    subtype's expected expression over the mean of the other two subtypes'.
+    """
+    expected = np.array([[SUBTYPE_COMPOSITION[s][t] for t in CELL_TYPES] for s in SUBTYPES])
+    rows = np.flatnonzero(truth["gene"].isin(_marker_genes()).to_numpy())
+    by_subtype = mixtures[rows] @ expected.T  # markers x subtypes
+    others = (by_subtype.sum(axis=1, keepdims=True) - by_subtype) / (len(SUBTYPES) - 1)
+    log2_ratio = np.log2(by_subtype / others)
+    column = {s: k for k, s in enumerate(SUBTYPES)}
+    for row, ratios, levels in zip(rows, log2_ratio, by_subtype, strict=True):
+        if truth.at[row, "module"] == "none":
+            truth.at[row, "module"] = MARKER_MODULE
+            truth.at[row, "up_in_subtype"] = SUBTYPES[int(np.argmax(ratios))]
+        k = column[truth.at[row, "up_in_subtype"]]
+        truth.at[row, "log2_fold_change"] = ratios[k]
+        truth.at[row, "base_mean_expected"] = np.mean([levels[column[s]] for s in subtype])
 
 
 def _check_samples(samples: pd.DataFrame) -> None:

@@ -104,20 +104,23 @@ def generate_slides(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd
 
 
 def generate_bulk(plan: DemoPlan, *, root: str | Path) -> pd.DataFrame:
-    """Write the bulk RNA-seq count matrix; return the planted gene modules."""
-    from rdls.demo._bulk import write_bulk
+    """Write the bulk RNA-seq count matrix; return the planted gene modules.
+
+    Also writes the truth tables ``bulk_genes.tsv`` (the returned modules) and
+    ``bulk_composition.tsv`` (``sample_id`` and each sample's planted cell-type fractions).
+    """
+    from rdls.demo._bulk import simulate_bulk
 
     root = Path(root)
     samples = plan.bulk.merge(plan.truth_subjects[["subject_id", "subtype"]], on="subject_id")
     (root / "bulk").mkdir(parents=True, exist_ok=True)
-    truth = write_bulk(
-        samples=samples,
-        out_counts=root / BULK_COUNTS,
-        n_genes=plan.scale.bulk_genes,
-        rng=item_rng(plan.seed, "bulk", 0),
+    cohort = simulate_bulk(
+        samples=samples, n_genes=plan.scale.bulk_genes, rng=item_rng(plan.seed, "bulk", 0)
     )
-    _write_truth(truth, root, "bulk_genes.tsv")
-    return truth
+    cohort.counts.to_csv(root / BULK_COUNTS, sep="\t", index=False)
+    _write_truth(cohort.genes, root, "bulk_genes.tsv")
+    _write_truth(cohort.composition, root, "bulk_composition.tsv")
+    return cohort.genes
 
 
 def generate_scrna(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.DataFrame:
