@@ -18,6 +18,8 @@ include: "workflow/rules/imaging.smk"
 include: "workflow/rules/subtypes.smk"
 include: "workflow/rules/survival.smk"
 include: "workflow/rules/wsi.smk"
+include: "workflow/rules/scrna.smk"
+include: "workflow/rules/bulk.smk"
 include: "workflow/rules/qc.smk"
 
 

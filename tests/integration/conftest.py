@@ -57,7 +57,7 @@ def tiny_run(tmp_path_factory):
 
 
 # What the default-demo acceptance tests read: the imaging features and harmonisation report,
-# the subtypes, the survival analysis and the slide metrics (RNA-seq is left out).
+# the subtypes, the survival analysis, the slide metrics and the transcriptomic branches.
 DEFAULT_TARGETS = (
     "results/imaging/features/deep.parquet",
     "results/imaging/harmonisation.tsv",
@@ -68,6 +68,10 @@ DEFAULT_TARGETS = (
     "results/survival/comparison/auc.tsv",
     "results/wsi/slide_metrics.tsv",
     "results/wsi/by_subtype.tsv",
+    "results/bulk/deseq2/summary.tsv",
+    "results/bulk/scores/tests.tsv",
+    "results/bulk/deconvolution/fractions.tsv",
+    "results/scrna/by_subtype/composition.tsv",
 )
 
 

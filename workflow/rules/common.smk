@@ -7,10 +7,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 import pandas as pd
 
+import rdls.bulk.de
 import rdls.demo
 import rdls.imaging.encoder
 import rdls.imaging.shards
 import rdls.subtypes.cohorts
+import rdls.subtypes.steps
 from rdls.config import validate_config
 from rdls.sheets import SHEET_NAMES, load_cohort, validate_cohort
 
@@ -58,6 +60,9 @@ MRI_COHORTS = sorted({rdls.imaging.shards.shard_cohort(shard) for shard in MRI_S
 WSI = config["wsi"]["activate"] and not COHORT.slides.empty
 SLIDE_IDS = COHORT.slides["slide_id"].tolist() if WSI else []
 
+SCRNA = config["scrna"]["activate"] and not COHORT.scrna.empty
+SCRNA_SAMPLES = COHORT.scrna["sample_id"].tolist() if SCRNA else []
+
 SUBTYPES = IMAGING and config["subtypes"]["activate"]
 if config["subtypes"]["activate"] and not IMAGING:
     print("subtypes and survival: the imaging branch does not run; skipped.", file=sys.stderr)
@@ -69,10 +74,26 @@ if SUBTYPES:
         source=SHEETS["subjects"],
     )
 SURVIVAL = SUBTYPES and config["survival"]["activate"]
+# Bulk expression is analysed by subtype, so it needs the subtypes.
+BULK = config["bulk"]["activate"] and not COHORT.bulk.empty and SUBTYPES
+if config["bulk"]["activate"] and not COHORT.bulk.empty and not SUBTYPES:
+    print("bulk RNA-seq: the subtypes do not run; skipped.", file=sys.stderr)
 # Cohorts with MRI and recurrence-free survival: survival is analysed in each of them.
 SURVIVAL_COHORTS = rdls.subtypes.cohorts.cohorts_with_follow_up(
     COHORT.subjects, with_mri=COHORT.mri["subject_id"]
 )
+
+
+def resource(path):
+    """A configured reference file: as given, or else the copy shipped in the workflow's tree.
+
+    Relative paths are read from the working directory first, so a lab's own marker or gene
+    set file wins; the default names resolve to resources/ beside the Snakefile.
+    """
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    shipped = Path(workflow.basedir) / path
+    return str(shipped) if shipped.exists() else path
 
 
 def rdls_sources(*modules):
@@ -246,9 +267,69 @@ def wsi_targets():
     return ["results/wsi/slide_metrics.tsv", *by_subtype]
 
 
+def scrna_sample_row(wildcards):
+    """The scrna sheet's row of one sample, as a plain dict."""
+    return COHORT.scrna.set_index("sample_id").loc[wildcards.sample].to_dict()
+
+
+def scrna_sample_path(wildcards):
+    return scrna_sample_row(wildcards)["path"]
+
+
+def scrna_assignments():
+    """The subtypes, when that branch runs: cells then carry their subject's subtype."""
+    return ["results/subtypes/assignments.tsv"] if SUBTYPES else []
+
+
+def subtype_names():
+    """The subtypes the run found: known once the checkpoint subtype_assign has run."""
+    assignments = checkpoints.subtype_assign.get().output.assignments
+    return rdls.subtypes.steps.read_assignments(assignments)["subtype"].dropna().unique()
+
+
+def bulk_contrast_names():
+    return rdls.bulk.de.contrasts(subtype_names(), **config["bulk"]["contrasts"])
+
+
+def bulk_de_tables(wildcards):
+    return [f"results/bulk/deseq2/{c}.tsv" for c in bulk_contrast_names()]
+
+
+def bulk_gsea_tables(wildcards):
+    return [f"results/bulk/gsea/{c}.tsv" for c in bulk_contrast_names()]
+
+
+def bulk_targets():
+    if not BULK:
+        return []
+    targets = [
+        "results/bulk/deseq2/summary.tsv",
+        "results/bulk/gsea/summary.tsv",
+        "results/bulk/overview/pca.png",
+        "results/bulk/scores/tests.tsv",
+    ]
+    return targets + (["results/bulk/deconvolution/fractions.tsv"] if SCRNA else [])
+
+
+def scrna_signature_tables(wildcards):
+    """Each subtype's bulk DE against the rest, scored on the cells as its signature."""
+    if not BULK:
+        return []
+    names = [c for c in bulk_contrast_names() if c.endswith("_vs_rest")]
+    return [f"results/bulk/deseq2/{c}.tsv" for c in names]
+
+
+def scrna_targets():
+    if not SCRNA:
+        return []
+    targets = ["results/scrna/annotated.h5ad", "results/scrna/qc/summary.tsv"]
+    return targets + (["results/scrna/by_subtype/composition.tsv"] if SUBTYPES else [])
+
+
 def qc_exclusion_tables():
     """Each branch's exclusions, merged into results/qc/exclusions.tsv."""
     tables = ["results/imaging/qc_exclusions.tsv"] if IMAGING else []
+    tables += ["results/scrna/qc_exclusions.tsv"] if SCRNA else []
     return tables + (["results/wsi/qc_exclusions.tsv"] if WSI else [])
 
 
@@ -259,6 +340,8 @@ def all_targets():
         *subtypes_targets(),
         *survival_targets(),
         *wsi_targets(),
+        *scrna_targets(),
+        *bulk_targets(),
         "results/qc/exclusions.tsv",
         "results/cohort/overview.tsv",
         "results/cohort/overview.png",

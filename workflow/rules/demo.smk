@@ -70,10 +70,13 @@ if DEMO:
     rule demo_bulk:
         """Bulk RNA-seq raw counts of the demo with planted subtype modules."""
         input:
-            code=rdls_sources("demo._plan", "demo._generate", "demo._genes", "demo._bulk"),
+            code=rdls_sources(
+                "demo._plan", "demo._generate", "demo._genes", "demo._bulk", "demo._scrna"
+            ),
         output:
             counts=BULK_COUNTS,
             truth=demo_truth("bulk_genes"),
+            composition=demo_truth("bulk_composition"),
         log:
             "logs/demo/bulk.log",
         benchmark:

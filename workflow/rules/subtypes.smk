@@ -136,7 +136,8 @@ if SUBTYPES:
         script:
             "../scripts/subtype_classifier.py"
 
-    rule subtype_assign:
+    # A checkpoint: the bulk contrasts depend on the subtypes it finds.
+    checkpoint subtype_assign:
         """results/subtypes/assignments.tsv, with agreement checks in each other cohort."""
         input:
             features="results/subtypes/features/selected.parquet",
