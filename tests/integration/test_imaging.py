@@ -159,11 +159,15 @@ def test_adding_a_validation_subject_reruns_only_its_shard(own_cohort):
     assert "mri_train_encoder" not in plan and "imaging_stability" not in plan
     assert plan.get("mri_montage") == 1  # the external cohort's montage only
     # The aggregates read every subject; the subtype and survival ones are seconds each.
+    # Everything compared by subtype follows the new assignments: the slide metrics, the
+    # cells' subtype labels, and the bulk contrasts (planned once the checkpoint has run).
     aggregates = {"mri_montage", "imaging_features", "qc_exclusions", "cohort_overview", "all",
                   "subtype_features", "subtype_consensus", "subtype_classifier",
                   "subtype_assign", "subtype_table_one", "survival_km", "survival_cox",
                   "rrs_fit", "rrs_score", "rrs_km", "survival_compare_models",
-                  "wsi_by_subtype"}  # fmt: skip
+                  "wsi_by_subtype", "scrna_annotate", "scrna_by_subtype", "bulk_deseq2",
+                  "bulk_de_summary", "bulk_overview", "bulk_gsea", "bulk_gsea_summary",
+                  "bulk_scores", "bulk_deconvolve"}  # fmt: skip
     assert set(plan) <= per_shard | aggregates
 
     before = {f: features(own_cohort, f, harmonised=False) for f in FAMILIES}

@@ -9,8 +9,10 @@ import pandas as pd
 
 import rdls.bulk.de
 import rdls.demo
+import rdls.errors
 import rdls.imaging.encoder
 import rdls.imaging.shards
+import rdls.predict.sheet
 import rdls.subtypes.cohorts
 import rdls.subtypes.steps
 from rdls.config import validate_config
@@ -346,3 +348,50 @@ def all_targets():
         "results/cohort/overview.tsv",
         "results/cohort/overview.png",
     ]
+
+
+# Scoring new subjects (workflow/rules/predict.smk).
+PREDICT = config["predict"]
+# The sheet is checked at parse time when given: a missing covariate or image stops the run
+# before any job starts, naming the row and column.
+PREDICT_SUBJECTS = (
+    rdls.predict.sheet.read_predict_sheet(PREDICT["subjects"], covariates=COVARIATES)
+    if PREDICT["subjects"]
+    else None
+)
+
+
+def predict_sheet_inputs(wildcards):
+    """The predict sheet and its images and masks: a change to any reruns the scoring."""
+    if PREDICT_SUBJECTS is None:
+        raise rdls.errors.InputError(
+            "no sheet of new subjects to score: set the config key predict.subjects to a "
+            "tab-separated sheet (subject_id, centre, image, mask and the clinical covariates), "
+            "e.g. snakemake predict --config predict='{subjects: new_subjects.tsv}'."
+        )
+    return {
+        "sheet": PREDICT["subjects"],
+        **rdls.predict.sheet.image_files(PREDICT_SUBJECTS),
+    }
+
+
+def predict_feature_tables():
+    """The run's feature tables of the subtype families, after and before harmonisation."""
+    tables = subtype_feature_tables()
+    return {
+        **tables,
+        **{
+            f"{family}_unharmonised": f"results/imaging/features/unharmonised/{family}.parquet"
+            for family in tables
+        },
+    }
+
+
+def predict_survival_models():
+    """The locked RRS and clinical models, when the survival branch runs."""
+    if not SURVIVAL:
+        return {}
+    return {
+        "rrs": "results/survival/rrs/model.json",
+        "clinical": "results/survival/comparison/locked_models.json",
+    }
