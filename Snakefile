@@ -21,6 +21,7 @@ include: "workflow/rules/wsi.smk"
 include: "workflow/rules/scrna.smk"
 include: "workflow/rules/bulk.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/qc.smk"
 
 

@@ -13,6 +13,7 @@ import rdls.errors
 import rdls.imaging.encoder
 import rdls.imaging.shards
 import rdls.predict.sheet
+import rdls.report.inputs
 import rdls.subtypes.cohorts
 import rdls.subtypes.steps
 from rdls.config import validate_config
@@ -344,6 +345,7 @@ def all_targets():
         *wsi_targets(),
         *scrna_targets(),
         *bulk_targets(),
+        "results/report/subtype_biology.html",
         "results/qc/exclusions.tsv",
         "results/cohort/overview.tsv",
         "results/cohort/overview.png",
@@ -395,3 +397,42 @@ def predict_survival_models():
         "rrs": "results/survival/rrs/model.json",
         "clinical": "results/survival/comparison/locked_models.json",
     }
+
+
+# The subtype-biology report (workflow/rules/report.smk).
+def report_branches():
+    """The branches that run, by the switches above."""
+    return {
+        "imaging": IMAGING,
+        "subtypes": SUBTYPES,
+        "survival": SURVIVAL,
+        "wsi": WSI,
+        "scrna": SCRNA,
+        "bulk": BULK,
+    }
+
+
+def report_bulk_contrasts():
+    """The bulk RNA-seq contrasts whose tables the report shows; none when the branch is off.
+
+    They depend on the subtypes found at run time: bulk_contrast_names() (common.smk) reads
+    them once the checkpoint subtype_assign has run.
+    """
+    return list(bulk_contrast_names()) if report_branches()["bulk"] else []
+
+
+def report_subtype_biology_inputs(wildcards):
+    """Every file the subtype-biology report reads, by key (rdls.report.inputs.FILES), but
+    the per-contrast bulk tables."""
+    return rdls.report.inputs.report_inputs(
+        branches=report_branches(),
+        cohorts=MRI_COHORTS,
+        survival_cohorts=SURVIVAL_COHORTS,
+        shards=MRI_SHARDS,
+        slides=SLIDE_IDS,
+    )
+
+
+def report_subtype_biology_contrasts(wildcards):
+    """The per-contrast bulk tables: known once the checkpoint subtype_assign has run."""
+    return rdls.report.inputs.contrast_inputs(report_bulk_contrasts())
