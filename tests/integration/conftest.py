@@ -57,7 +57,8 @@ def tiny_run(tmp_path_factory):
 
 
 # What the default-demo acceptance tests read: the imaging features and harmonisation report,
-# the subtypes, the survival analysis, the slide metrics and the transcriptomic branches.
+# the subtypes, the survival analysis, the slide metrics, the transcriptomic branches and the
+# subtype-biology report.
 DEFAULT_TARGETS = (
     "results/imaging/features/deep.parquet",
     "results/imaging/harmonisation.tsv",
@@ -72,6 +73,7 @@ DEFAULT_TARGETS = (
     "results/bulk/scores/tests.tsv",
     "results/bulk/deconvolution/fractions.tsv",
     "results/scrna/by_subtype/composition.tsv",
+    "results/report/subtype_biology.html",
 )
 
 
