@@ -167,7 +167,7 @@ def test_adding_a_validation_subject_reruns_only_its_shard(own_cohort):
                   "rrs_fit", "rrs_score", "rrs_km", "survival_compare_models",
                   "wsi_by_subtype", "scrna_annotate", "scrna_by_subtype", "bulk_deseq2",
                   "bulk_de_summary", "bulk_overview", "bulk_gsea", "bulk_gsea_summary",
-                  "bulk_scores", "bulk_deconvolve"}  # fmt: skip
+                  "bulk_scores", "bulk_deconvolve", "report_subtype_biology"}  # fmt: skip
     assert set(plan) <= per_shard | aggregates
 
     before = {f: features(own_cohort, f, harmonised=False) for f in FAMILIES}
