@@ -163,7 +163,7 @@ if BULK:
                 "bulk.genesets",
                 "bulk.counts",
                 "bulk.de",
-                "bulk._compare",
+                "compare",
                 "bulk._plots",
             ),
         output:
@@ -216,7 +216,7 @@ if BULK:
                     "bulk.steps",
                     "bulk.deconvolution",
                     "bulk.counts",
-                    "bulk._compare",
+                    "compare",
                     "bulk._plots",
                 ),
             output:

@@ -105,7 +105,7 @@ if WSI:
             input:
                 metrics="results/wsi/slide_metrics.tsv",
                 assignments="results/subtypes/assignments.tsv",
-                code=rdls_sources("wsi.metrics", "wsi.steps"),
+                code=rdls_sources("wsi.metrics", "wsi.steps", "compare"),
             output:
                 table=report(
                     "results/wsi/by_subtype.tsv",

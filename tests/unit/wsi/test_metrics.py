@@ -73,7 +73,7 @@ def test_subtypes_are_compared_per_subject_with_adjusted_pairs():
     pairs = table[table["comparison"] != "all"]
     assert pairs["comparison"].tolist() == ["RDLS1 vs RDLS2", "RDLS1 vs RDLS3", "RDLS2 vs RDLS3"]
     assert (pairs["p_adjusted"] >= pairs["p_value"]).all()
-    with pytest.raises(InputError, match="slide metrics lack column"):
+    with pytest.raises(InputError, match="slide metrics lacks column"):
         compare_by_subtype(pd.DataFrame(rows).drop(columns="subtype"),
                            columns=("intratumoral_lymphocyte_density_mm2",))  # fmt: skip
 

@@ -90,6 +90,11 @@ def read_subjects(path: str | Path, *, covariates: list[str] = ()) -> pd.DataFra
             f"{len(problems)} problem(s) in the subjects sheet:\n"
             + "\n".join(f"- {p}" for p in problems)
         )
+    return typed_covariates(typed, covariates)
+
+
+def typed_covariates(typed: pd.DataFrame, covariates) -> pd.DataFrame:
+    """Empty cells as missing values; a covariate whose filled cells are all numbers, numeric."""
     typed = typed.replace("", None).infer_objects()
     for column in covariates:
         if column in typed and typed[column].dtype == object:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import warnings
 from collections.abc import Iterable, Sequence
 from itertools import combinations
@@ -24,6 +23,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from rdls.compare import natural_key
 from rdls.errors import InputError, some
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,6 @@ SEPARATOR = "_vs_"
 RESULT_COLUMNS = ("gene", "baseMean", "log2FoldChange", "lfcSE", "pvalue", "padj")
 SHRUNK_COLUMN = "log2FoldChange_shrunk"
 _GROUP = "group"  # the factor's name inside the design formula
-
-
-def natural_key(value) -> tuple:
-    """Sort key that orders "RDLS2" before "RDLS10"."""
-    parts = re.split(r"(\d+)", str(value))
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def contrasts(

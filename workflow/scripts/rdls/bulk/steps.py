@@ -298,14 +298,14 @@ def scores_step(
         estimate_score`` (ssGSEA of log2(CPM + 1); see :mod:`rdls.bulk.genesets`).
     out_tests
         TSV: Kruskal-Wallis and pairwise Mann-Whitney (BH) per score; see
-        :func:`rdls.bulk._compare.compare_by_subtype`.
+        :func:`rdls.compare.compare_by_subtype`.
     out_png
         Boxplots of the scores by subtype (SVG copy beside it).
     """
     from rdls.bulk import _plots
-    from rdls.bulk._compare import compare_by_subtype
     from rdls.bulk.counts import counts_per_million, read_counts
     from rdls.bulk.genesets import estimate_scores, read_gmt
+    from rdls.compare import compare_by_subtype
 
     s = {**SCORES_DEFAULTS, **settings}
     frame = _bulk_sheet(sheet)
@@ -363,7 +363,6 @@ def deconvolve_step(
         Stacked bars of the fractions, samples grouped by subtype (SVG copy beside it).
     """
     from rdls.bulk import _plots
-    from rdls.bulk._compare import compare_by_subtype
     from rdls.bulk.counts import counts_per_million, read_counts
     from rdls.bulk.deconvolution import (
         NOT_A_CELL_TYPE,
@@ -372,6 +371,7 @@ def deconvolve_step(
         read_annotated,
         select_markers,
     )
+    from rdls.compare import compare_by_subtype
 
     s = {**DECONVOLUTION_DEFAULTS, **settings}
     frame = _bulk_sheet(sheet)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from rdls.config import load_schema
 from rdls.errors import InputError
-from rdls.sheets import _SheetChecker, read_sheet
+from rdls.sheets import _SheetChecker, read_sheet, typed_covariates
 
 CONFIG_KEY = "predict.subjects"
 _NEEDED_FOR_MODEL = (
@@ -105,13 +105,7 @@ def read_predict_sheet(
             f"{len(problems)} problem(s) in the predict sheet (config key {CONFIG_KEY}):\n"
             + "\n".join(f"- {p}" for p in problems)
         )
-    typed = typed.replace("", None).infer_objects()
-    for column in covariates:
-        if column in typed and typed[column].dtype == object:
-            numbers = pd.to_numeric(typed[column], errors="coerce")
-            if numbers.notna().sum() == typed[column].notna().sum():
-                typed[column] = numbers
-    return typed
+    return typed_covariates(typed, covariates)
 
 
 def where(sheet: pd.DataFrame, subject_id: str, source: str | Path) -> str:

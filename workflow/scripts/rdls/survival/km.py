@@ -11,7 +11,6 @@ are the exponential Greenwood ("log-log") ones, as R's ``survfit(conf.type = "lo
 from __future__ import annotations
 
 import logging
-import re
 from itertools import combinations
 
 import numpy as np
@@ -21,6 +20,7 @@ from lifelines.statistics import logrank_test, multivariate_logrank_test
 from lifelines.utils import median_survival_times
 from statsmodels.stats.multitest import multipletests
 
+from rdls.compare import natural_key
 from rdls.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -248,12 +248,6 @@ def survival_at(time, event, group=None, *, horizon: float) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def natural_key(value) -> tuple:
-    """Sort key that orders "RDLS2" before "RDLS10"."""
-    parts = re.split(r"(\d+)", str(value))
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def _levels(group: np.ndarray) -> list:

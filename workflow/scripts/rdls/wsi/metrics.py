@@ -11,12 +11,9 @@ compartment, so they do not depend on tile size.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from rdls.errors import InputError, some
 
@@ -122,38 +119,12 @@ def compare_by_subtype(
 ) -> pd.DataFrame:
     """Kruskal-Wallis across subtypes and pairwise Mann-Whitney (BH-adjusted) per metric.
 
-    Slides of one subject are averaged first, so that a subject with several slides
-    counts once. Returns one row per metric and comparison: ``metric``, ``comparison``
-    ("all" or "RDLS1 vs RDLS2"), ``test``, ``statistic``, ``p_value``, ``p_adjusted``, and
-    the median of each subtype on the "all" row.
+    :func:`rdls.compare.compare_by_subtype` on the slide metrics: slides of one subject are
+    averaged first, so that a subject with several slides counts once.
     """
-    missing = [c for c in ("subject_id", group, *columns) if c not in metrics.columns]
-    if missing:
-        raise InputError(f"slide metrics lack column(s) {some(missing)}")
-    per_subject = metrics.groupby(["subject_id", group], as_index=False)[list(columns)].mean()
-    groups = sorted(per_subject[group].dropna().unique())
-    rows = []
-    for column in columns:
-        values = {g: per_subject.loc[per_subject[group] == g, column].dropna() for g in groups}
-        present = [g for g in groups if len(values[g])]
-        overall = {"metric": column, "comparison": "all", "test": "Kruskal-Wallis",
-                   **{f"median_{g}": float(values[g].median()) for g in present}}  # fmt: skip
-        if len(present) >= 2 and sum(len(values[g]) for g in present) > len(present):
-            result = stats.kruskal(*(values[g] for g in present))
-            overall.update(statistic=float(result.statistic), p_value=float(result.pvalue))
-        rows.append(overall)
-        pairs = []
-        for a, b in combinations(present, 2):
-            result = stats.mannwhitneyu(values[a], values[b], alternative="two-sided")
-            pairs.append({"metric": column, "comparison": f"{a} vs {b}", "test": "Mann-Whitney U",
-                          "statistic": float(result.statistic),
-                          "p_value": float(result.pvalue)})  # fmt: skip
-        if pairs:
-            adjusted = multipletests([p["p_value"] for p in pairs], method="fdr_bh")[1]
-            for pair, p in zip(pairs, adjusted, strict=True):
-                pair["p_adjusted"] = float(p)
-        rows.extend(pairs)
-    return pd.DataFrame(rows)
+    from rdls.compare import compare_by_subtype as compare
+
+    return compare(metrics, columns=columns, group=group, what="slide metrics")
 
 
 def heatmap_grids(

@@ -1,7 +1,14 @@
-"""Per-sample values compared by subtype: Kruskal-Wallis, then pairwise Mann-Whitney (BH)."""
+"""Values compared across subtypes, the same way in every branch that compares them.
+
+Kruskal-Wallis across the subtypes, then Mann-Whitney U for every pair with Benjamini-Hochberg
+adjustment within each measure, on one value per subject (a subject's slides or samples are
+averaged first, so that a subject with several counts once). Subtypes are ordered naturally
+(RDLS2 before RDLS10).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import combinations
 
@@ -9,10 +16,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rdls.bulk.de import natural_key
 from rdls.errors import InputError, some
 
 TEST_COLUMNS = ("metric", "comparison", "test", "statistic", "p_value", "p_adjusted")
+
+
+def natural_key(value) -> tuple:
+    """Sort key that orders "RDLS2" before "RDLS10"."""
+    parts = re.split(r"(\d+)", str(value))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def compare_by_subtype(
@@ -21,36 +33,46 @@ def compare_by_subtype(
     columns: Sequence[str],
     group: str = "subtype",
     subject: str = "subject_id",
+    what: str = "table to compare",
 ) -> pd.DataFrame:
     """Kruskal-Wallis across subtypes and pairwise Mann-Whitney U per column.
 
-    Samples of one subject are averaged first, so that each subject counts once. Pairwise
-    p-values are adjusted by Benjamini-Hochberg within each column.
+    Parameters
+    ----------
+    table
+        One row per slide or sample with ``subject``, ``group`` and ``columns``; rows
+        without a group are left out.
+    columns
+        The measures to compare.
+    what
+        What ``table`` is, for the message when a column is missing.
 
     Returns
     -------
     pandas.DataFrame
-        One row per column and comparison: ``metric``, ``comparison`` (``all`` or
+        One row per measure and comparison: ``metric``, ``comparison`` (``all`` or
         ``RDLS1 vs RDLS2``), ``test``, ``statistic``, ``p_value``, ``p_adjusted`` (pairs
-        only), then ``median_<subtype>`` on the ``all`` rows. Empty (these columns) with
-        fewer than two subtypes.
+        only), then ``median_<subtype>`` on the ``all`` rows. A measure present in one subtype
+        gets its ``all`` row with the median and no test, one in none no row; a measure
+        without spread gets no Kruskal-Wallis statistic.
     """
     missing = [c for c in (subject, group, *columns) if c not in table.columns]
     if missing:
-        raise InputError(f"table to compare lacks column(s) {some(missing)}")
+        raise InputError(f"{what} lacks column(s) {some(missing)}")
     known = table.dropna(subset=[group])
     per_subject = known.groupby([subject, group], as_index=False)[list(columns)].mean()
     groups = sorted(per_subject[group].astype(str).unique(), key=natural_key)
+    per_subject[group] = per_subject[group].astype(str)
     rows = []
     for column in columns:
         values = {g: per_subject.loc[per_subject[group] == g, column].dropna() for g in groups}
         present = [g for g in groups if len(values[g])]
-        if len(present) < 2:
+        if not present:
             continue
         overall = {"metric": column, "comparison": "all", "test": "Kruskal-Wallis",
                    **{f"median_{g}": float(values[g].median()) for g in present}}  # fmt: skip
         pooled = np.concatenate([values[g].to_numpy() for g in present])
-        if len(pooled) > len(present) and np.ptp(pooled) > 0:
+        if len(present) >= 2 and len(pooled) > len(present) and np.ptp(pooled) > 0:
             result = stats.kruskal(*(values[g] for g in present))
             overall.update(statistic=float(result.statistic), p_value=float(result.pvalue))
         rows.append(overall)
@@ -60,9 +82,10 @@ def compare_by_subtype(
             pairs.append({"metric": column, "comparison": f"{a} vs {b}", "test": "Mann-Whitney U",
                           "statistic": float(result.statistic),
                           "p_value": float(result.pvalue)})  # fmt: skip
-        adjusted = stats.false_discovery_control([p["p_value"] for p in pairs], method="bh")
-        for pair, p in zip(pairs, np.atleast_1d(adjusted), strict=True):
-            pair["p_adjusted"] = float(p)
+        if pairs:
+            adjusted = stats.false_discovery_control([p["p_value"] for p in pairs], method="bh")
+            for pair, p in zip(pairs, np.atleast_1d(adjusted), strict=True):
+                pair["p_adjusted"] = float(p)
         rows.extend(pairs)
     medians = [f"median_{g}" for g in groups]
     return pd.DataFrame(rows).reindex(columns=[*TEST_COLUMNS, *medians])
