@@ -70,6 +70,8 @@ if BULK:
             ),
         log:
             "logs/bulk/deseq2/summary.log",
+        benchmark:
+            "benchmarks/bulk/deseq2/summary.tsv"
         conda:
             "../envs/bulk.yaml"
         params:
@@ -271,6 +273,8 @@ if BULK:
             ),
         log:
             "logs/bulk/gsea/summary.log",
+        benchmark:
+            "benchmarks/bulk/gsea/summary.tsv"
         conda:
             "../envs/bulk.yaml"
         params:

@@ -22,6 +22,8 @@ rule cohort_overview:
         figure_vector="results/cohort/overview.svg",
     log:
         "logs/cohort/overview.log",
+    benchmark:
+        "benchmarks/cohort/overview.tsv"
     conda:
         "../envs/cohort.yaml"
     params:

@@ -12,6 +12,8 @@ if DEMO:
             hazard_truth=demo_truth("hazard_coefficients"),
         log:
             "logs/demo/sheets.log",
+        benchmark:
+            "benchmarks/demo/sheets.tsv"
         conda:
             "../envs/demo.yaml"
         params:

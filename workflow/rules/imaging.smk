@@ -164,6 +164,8 @@ if IMAGING:
             ),
         log:
             "logs/imaging/montages/{cohort}.log",
+        benchmark:
+            "benchmarks/imaging/montages/{cohort}.tsv"
         conda:
             "../envs/imaging.yaml"
         script:

@@ -15,6 +15,8 @@ rule qc_exclusions:
         ),
     log:
         "logs/qc/exclusions.log",
+    benchmark:
+        "benchmarks/qc/exclusions.tsv"
     conda:
         "../envs/cohort.yaml"
     script:

@@ -58,6 +58,8 @@ if SCRNA:
             exclusions="results/scrna/qc_exclusions.tsv",
         log:
             "logs/scrna/qc/summary.log",
+        benchmark:
+            "benchmarks/scrna/qc/summary.tsv"
         conda:
             "../envs/scrna.yaml"
         script:
@@ -169,6 +171,8 @@ if SCRNA:
                 ),
             log:
                 "logs/scrna/by_subtype.log",
+            benchmark:
+                "benchmarks/scrna/by_subtype.tsv"
             conda:
                 "../envs/scrna.yaml"
             resources:

@@ -203,6 +203,8 @@ if SUBTYPES:
             ),
         log:
             "logs/subtypes/table_one.log",
+        benchmark:
+            "benchmarks/subtypes/table_one.tsv"
         conda:
             "../envs/subtypes.yaml"
         params:

@@ -35,6 +35,8 @@ if SURVIVAL:
             ),
         log:
             "logs/survival/km/{survival_cohort}.log",
+        benchmark:
+            "benchmarks/survival/km/{survival_cohort}.tsv"
         conda:
             "../envs/survival.yaml"
         params:
@@ -156,6 +158,8 @@ if SURVIVAL:
             ),
         log:
             "logs/survival/rrs_score.log",
+        benchmark:
+            "benchmarks/survival/rrs_score.tsv"
         conda:
             "../envs/survival.yaml"
         params:
@@ -181,6 +185,8 @@ if SURVIVAL:
             figure_vector="results/survival/rrs/km_{survival_cohort}.svg",
         log:
             "logs/survival/rrs_km/{survival_cohort}.log",
+        benchmark:
+            "benchmarks/survival/rrs_km/{survival_cohort}.tsv"
         conda:
             "../envs/survival.yaml"
         params:

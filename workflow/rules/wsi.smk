@@ -93,6 +93,8 @@ if WSI:
             exclusions="results/wsi/qc_exclusions.tsv",
         log:
             "logs/wsi/summary.log",
+        benchmark:
+            "benchmarks/wsi/summary.tsv"
         conda:
             "../envs/wsi.yaml"
         script:
@@ -122,6 +124,8 @@ if WSI:
                 figure_vector="results/wsi/by_subtype.svg",
             log:
                 "logs/wsi/by_subtype.log",
+            benchmark:
+                "benchmarks/wsi/by_subtype.tsv"
             conda:
                 "../envs/wsi.yaml"
             script:
