@@ -73,6 +73,7 @@ if WSI:
         params:
             mpp=slide_mpp,
             settings=config["wsi"],
+            allow_exclusions=ALLOW_EXCLUSIONS,
         script:
             "../scripts/wsi_quantify.py"
 

@@ -15,4 +15,5 @@ quantify_step(
     out_tiles=snakemake.output.tiles,
     out_metrics=snakemake.output.metrics,
     out_heatmap=snakemake.output.heatmap,
+    allow_exclusions=snakemake.params.allow_exclusions,
 )

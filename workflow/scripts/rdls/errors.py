@@ -1,5 +1,7 @@
 """The error types that rdls raises for problems a user can fix."""
 
+import functools
+
 
 class InputError(ValueError):
     """Bad input: the message names the file, the row or key, the column and the fix."""
@@ -17,6 +19,10 @@ class QCFailure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.step = step
+
+    def __reduce__(self):
+        # Raised in worker processes (slide tiles): pickling must keep the keyword-only step.
+        return (functools.partial(QCFailure, step=self.step), (self.reason,))
 
 
 def some(items, *, shown: int = 5, quote: bool = True) -> str:

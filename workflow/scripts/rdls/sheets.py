@@ -58,7 +58,8 @@ def read_sheet(path: str | Path, *, name: str) -> pd.DataFrame:
         frame = pd.read_csv(
             path, sep="\t", dtype=str, keep_default_na=False, comment=None, skip_blank_lines=True
         )
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as error:
+        # OSError: a .gz (or .zip, .bz2) name on a file that is not compressed that way.
         raise InputError(
             f"{path}: not a readable tab-separated sheet ({error}). Save it as TSV with one "
             "header line and one row per item."

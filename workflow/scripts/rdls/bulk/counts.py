@@ -86,9 +86,18 @@ def read_counts(path: str | Path, *, sheet: pd.DataFrame) -> pd.DataFrame:
         )
     counts = pd.DataFrame(
         numbers.to_numpy(dtype=np.int64), index=pd.Index(genes, name="gene"), columns=values.columns
-    )
+    )[samples]
+    empty = [sample for sample in samples if counts[sample].sum() == 0]
+    if empty:
+        # DESeq2 cannot estimate a size factor for a library without reads: it only warns
+        # and its results would be wrong for every gene.
+        raise InputError(
+            f"count matrix '{path}': sample(s) {', '.join(empty)} have no reads (every count "
+            "is 0). Check that the right column was exported, or remove the sample from the "
+            "bulk sheet."
+        )
     log.info("%s: %d genes x %d samples", path, *counts.shape)
-    return counts[samples]
+    return counts
 
 
 def filter_low_counts(
@@ -120,15 +129,19 @@ def _read_table(path: Path) -> pd.DataFrame:
     """The table with its header's names; numbers parsed, text kept where a cell is not one."""
     import csv
 
-    comments = 0
-    with _open_text(path) as handle:
-        for line in handle:
-            if not line.startswith("#"):
-                header = line
-                break
-            comments += 1
-        else:
-            raise InputError(f"{path}: the file holds no header line and no counts.")
+    comments, header = 0, None
+    try:
+        with _open_text(path) as handle:
+            for line in handle:
+                if not line.startswith("#"):
+                    header = line
+                    break
+                comments += 1
+    except (UnicodeDecodeError, OSError, EOFError) as error:
+        # An Excel workbook, a file in another encoding, or a .gz that is not gzip.
+        raise InputError(_unreadable(path, error)) from None
+    if header is None:
+        raise InputError(f"{path}: the file holds no header line and no counts.")
     sep = "\t" if "\t" in header else ","
     names = [n.strip() for n in next(csv.reader([header.rstrip("\r\n")], delimiter=sep))]
     duplicated = sorted({n for n in names[1:] if names.count(n) > 1})
@@ -144,11 +157,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         table = pd.read_csv(path, sep=sep, skiprows=comments + 1, header=None,
                             names=range(len(names)), dtype={0: str}, keep_default_na=False,
                             na_values=missing)  # fmt: skip
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(
-            f"{path}: not a readable tab- or comma-separated table ({error}). Save it with "
-            "one header line, the gene in the first column and one column per sample."
-        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as error:
+        raise InputError(_unreadable(path, error)) from None
     table.columns = names
     if table.shape[1] < 2 or table.empty:
         raise InputError(
@@ -157,6 +167,13 @@ def _read_table(path: Path) -> pd.DataFrame:
             "per gene."
         )
     return table
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    return (
+        f"{path}: not a readable tab- or comma-separated table ({error}). Save it as UTF-8 "
+        "text with one header line, the gene in the first column and one column per sample."
+    )
 
 
 def _open_text(path: Path):

@@ -66,6 +66,15 @@ def read_counts(path: str | Path, *, fmt: str, sample_id: str):
             "this sample, or remove the row."
         )
     adata.obs_names = adata.obs_names.astype(str)
+    duplicated = adata.obs_names[adata.obs_names.duplicated()].unique()
+    if len(duplicated):
+        # Cells are named <sample>:<barcode> once samples are pooled: a barcode twice would
+        # merge two cells' labels.
+        raise InputError(
+            f"{where}: {len(duplicated)} barcode(s) appear more than once (first: "
+            f"{duplicated[0]!r}). Export one row per cell (Cell Ranger's filtered matrix), "
+            "or remove the row."
+        )
     adata.var_names_make_unique()
     return adata
 

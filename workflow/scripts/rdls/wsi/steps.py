@@ -3,6 +3,9 @@
 A slide that cannot be processed (unreadable, no microns per pixel, no tissue) is excluded
 with its reason when the config allows it: its tile table is empty and its status row says
 why, and every later step carries the reason on. Otherwise the job stops with the reason.
+A slide whose full-resolution pixels fail to decode while its tiles are quantified is
+excluded the same way: its metrics row carries the step and reason, which the summary adds
+to the exclusions.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ METRIC_COLUMNS = ["slide_id", "subject_id", "tissue_mm2", "tiles", "lymphocyte_d
                   "intratumoral_lymphocyte_density_mm2", "stromal_lymphocyte_density_mm2",
                   "exclusion_index", "stroma_fraction", "tumour_stroma_ratio",
                   "qc_flags"]  # fmt: skip
+# In a slide's metrics row only: why quantification excluded it (empty when it did not).
+EXCLUSION_COLUMNS = ["excluded_step", "excluded_reason"]
 QC_MPP = 2.0  # resolution of the image that blur and brightness are judged on (um/px)
 _CHUNK = 64  # tiles per task handed to a worker process
 
@@ -117,6 +122,7 @@ def quantify_step(
     out_tiles: str | Path,
     out_metrics: str | Path,
     out_heatmap: str | Path,
+    allow_exclusions: bool = False,
 ) -> None:
     """Quantify every tile of one slide (in ``threads`` processes) and sum up the slide."""
     from rdls.wsi.metrics import slide_metrics
@@ -124,16 +130,29 @@ def quantify_step(
     state = pd.read_csv(status, sep="\t", keep_default_na=False).iloc[0]
     grid = pd.read_parquet(tiles)
     row = {"slide_id": slide_id, "qc_flags": state["qc_flags"]}
-    if state["status"] != "ok" or grid.empty:
+
+    def without_metrics(reason: str) -> None:
         pd.DataFrame(columns=grid.columns).to_parquet(out_tiles, index=False)
-        pd.DataFrame([row]).reindex(columns=METRIC_COLUMNS).to_csv(out_metrics, sep="\t",
-                                                                   index=False)  # fmt: skip
-        _blank_figure(out_heatmap, f"{slide_id}: {state['reason'] or 'no tissue tiles'}")
+        pd.DataFrame([row]).reindex(columns=[*METRIC_COLUMNS, *EXCLUSION_COLUMNS]).to_csv(
+            out_metrics, sep="\t", index=False
+        )
+        _blank_figure(out_heatmap, f"{slide_id}: {reason}")
+
+    if state["status"] != "ok" or grid.empty:
+        without_metrics(state["reason"] or "no tissue tiles")
         return
     tile = settings["tiles"]
-    quantified = quantify_slide(path, grid, slide_mpp=float(state["mpp"]), tile_px=tile["size_px"],
-                                tile_mpp=tile["mpp"], settings=settings["quantify"],
-                                threads=threads)  # fmt: skip
+    try:
+        quantified = quantify_slide(path, grid, slide_mpp=float(state["mpp"]),
+                                    tile_px=tile["size_px"], tile_mpp=tile["mpp"],
+                                    settings=settings["quantify"], threads=threads)  # fmt: skip
+    except QCFailure as failure:
+        if not allow_exclusions:
+            raise
+        log.warning("%s excluded: %s", slide_id, failure.reason)
+        row.update(excluded_step=failure.step, excluded_reason=failure.reason)
+        without_metrics(failure.reason)
+        return
     table = pd.concat([grid.rename(columns={"tissue_fraction": "grid_tissue_fraction"}),
                        quantified], axis=1)  # fmt: skip
     table.to_parquet(out_tiles, index=False)
@@ -249,6 +268,12 @@ def summary_step(
     table["subject_id"] = table["slide_id"].map(sheet["subject_id"])
     table[METRIC_COLUMNS].to_csv(out_metrics, sep="\t", index=False)
     states = pd.concat([pd.read_csv(p, sep="\t", keep_default_na=False) for p in status])
+    states = states.set_index("slide_id", drop=False)
+    if "excluded_reason" in table:
+        late = table[table["excluded_reason"].notna()].set_index("slide_id")
+        states.loc[late.index, "status"] = "excluded"
+        states.loc[late.index, "step"] = late["excluded_step"]
+        states.loc[late.index, "reason"] = late["excluded_reason"]
     excluded = states[states["status"] != "ok"]
     pd.DataFrame({"item_id": excluded["slide_id"], "kind": "slide", "step": excluded["step"],
                   "reason": excluded["reason"]}).to_csv(out_exclusions, sep="\t",
