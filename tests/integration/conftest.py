@@ -4,11 +4,15 @@ integration tests share (once per session: it takes minutes)."""
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO
+from tests.integration import slurm
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
@@ -84,3 +88,87 @@ def default_run(tmp_path_factory):
     snakemake(workdir, *DEFAULT_TARGETS, "--cores", "2", "--configfile", "override.yaml",
               timeout=2400)  # fmt: skip
     return workdir
+
+
+# The tiny demo's cohort as a user's own: the sheets the demo wrote, analysed with the demo off.
+TINY_OWN = """\
+demo:
+  activate: false
+sheets:
+{sheets}  bulk_counts: results/demo/tiny/bulk/counts.tsv
+"""
+TINY_SHEETS = "".join(
+    f"  {name}: results/demo/tiny/sheets/{name}.tsv\n"
+    for name in ("subjects", "mri", "slides", "scrna", "bulk")
+)
+
+
+# Columns that hold wall-clock time, which no two runs share: left out where runs are compared.
+WALL_CLOCK_COLUMNS = {"training_curve.tsv": ("seconds",)}
+
+
+def read_result(path: Path) -> pd.DataFrame:
+    """A result table as written (.tsv or .parquet), without its wall-clock columns."""
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    return table.drop(columns=list(WALL_CLOCK_COLUMNS.get(path.name, ())))
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file and folder under root with its size, modification time and mode."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size if path.is_file() else None,
+                                      path.stat().st_mtime_ns, path.stat().st_mode)
+        for path in sorted(root.rglob("*"))
+    }  # fmt: skip
+
+
+@dataclass
+class SecondRun:
+    """A second clean run of the tiny demo's cohort, from a read-only input tree."""
+
+    workdir: Path
+    inputs: Path
+    inputs_before: dict[str, tuple]
+    executor: str  # "slurm" where this machine can run a SLURM cluster, else "local"
+    output: str
+    seconds: float
+    queue: str = ""  # squeue's lines for the run's jobs, taken before the cluster stopped
+    exit_code: int = 0
+    cluster: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def second_run(tiny_run, tmp_path_factory) -> SecondRun:
+    """The tiny demo's cohort run again in a fresh working directory, with the inputs the
+    demo made (copied, then made read-only) as the user's sheets and files; through
+    profiles/slurm on a one-node SLURM cluster where this machine can start one (root, as
+    in CI), otherwise locally. Its tables must equal those of `tiny_run` (determinism), it
+    must leave its inputs as they were, and its jobs are checked in test_slurm.py."""
+    workdir = deploy(tmp_path_factory.mktemp("second"), TINY_OWN.format(sheets=TINY_SHEETS)
+                     + TINY_IMAGING)  # fmt: skip
+    inputs = workdir / "results/demo/tiny"
+    shutil.copytree(tiny_run / "results/demo/tiny", inputs, symlinks=True)
+    for path in [inputs, *inputs.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    before = snapshot(inputs)
+    run = None
+    if reason := slurm.skip_reason():
+        print(f"\nsecond run: local ({reason})")
+        start = time.monotonic()
+        done = snakemake(workdir, "--cores", "2", "--configfile", "override.yaml", check=False,
+                         timeout=slurm.RUN_LIMIT)  # fmt: skip
+        run = SecondRun(workdir, inputs, before, "local", done.stdout + done.stderr,
+                        time.monotonic() - start, exit_code=done.returncode)  # fmt: skip
+    else:
+        with slurm.cluster() as timing:
+            output, seconds, exit_code = slurm.run_profile(workdir)
+            listed = slurm.queue(output)
+            run = SecondRun(workdir, inputs, before, "slurm", output, seconds, queue=listed,
+                            exit_code=exit_code, cluster=timing)  # fmt: skip
+    print(f"\nsecond tiny run ({run.executor}): {run.seconds:.0f} s")
+    if run.exit_code != 0:
+        pytest.fail(f"the second run ({run.executor}) failed:\n{run.output[-20000:]}")
+    return run
