@@ -119,7 +119,7 @@ def demo_run(root: Path, scale: str, cores: int) -> dict:
     workdir = deploy(root / f"{scale}-{cores}", f"demo:\n  scale: {scale}\n")
     measured = run_snakemake(workdir, "--cores", str(cores), "--configfile", "override.yaml")
     rules = rule_table(workdir)
-    measured.update(scale=scale, cores=cores, workdir=str(workdir),
+    measured.update(scale=scale, cores=cores, workdir=str(workdir), units=count_units(workdir),
                     rules=rules.to_dict(orient="records"))  # fmt: skip
     return measured
 
@@ -182,6 +182,7 @@ def _per_rule(rules: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame, formats: dict[str, str]) -> str:
+    formats = {"jobs": "{:.0f}", **formats}
     header = "| " + " | ".join([table.index.name or "", *table.columns]) + " |"
     rule = "|---|" + "---:|" * len(table.columns)
     lines = [header, rule]
@@ -191,12 +192,12 @@ def _markdown(table: pd.DataFrame, formats: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _units(default: dict) -> dict[str, float]:
-    """How many of each unit the default demo holds, read from its sheets and data."""
+def count_units(workdir: Path) -> dict[str, float]:
+    """How many of each unit a finished demo run held, read from its sheets and data (before
+    add-patient adds one)."""
     import anndata
 
-    workdir = Path(default["workdir"])
-    sheets = workdir / "results/demo/default/sheets"
+    sheets = next((workdir / "results/demo").glob("*/sheets"))
     cells = sum(
         anndata.read_h5ad(path, backed="r").n_obs
         for path in (workdir / "results/scrna/qc").glob("*.h5ad")
@@ -211,7 +212,7 @@ def _units(default: dict) -> dict[str, float]:
 
 def _unit_costs(default: dict) -> pd.DataFrame:
     rules = pd.DataFrame(default["rules"])
-    units = _units(default)
+    units = default["units"]
     rows = {}
     for unit, names in UNIT_RULES.items():
         chosen = rules[rules["rule"].isin(names)]
