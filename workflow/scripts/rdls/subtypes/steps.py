@@ -238,12 +238,24 @@ def classifier_step(
     seed: int,
     out_model: str | Path,
     out_cv: str | Path,
+    structure: str | Path | None = None,
 ) -> None:
-    """Fit the subtype classifier on training, chosen among candidates by cross-validation."""
+    """Fit the subtype classifier on training, chosen among candidates by cross-validation.
+
+    With fewer than two training subtypes (no significant subtypes: ``structure``, the
+    consensus step's structure.json, says why) nothing is fitted: the model file records
+    "no structure" and the reason (:mod:`rdls.subtypes.no_structure`).
+    """
+    from rdls.subtypes import no_structure
     from rdls.subtypes.classifier import fit_assignment_model
 
     values, _ = read_selected(features)
     labels = read_training_subtypes(training_subtypes)
+    if not no_structure.has_subtypes(labels):
+        message = no_structure.no_structure_message(no_structure.read_structure(structure), labels)
+        log.warning("no classifier fitted: %s", message)
+        no_structure.write_no_classifier(message=message, out_model=out_model, out_cv=out_cv)
+        return
     model = fit_assignment_model(
         values.loc[labels.index],
         labels,
@@ -268,7 +280,12 @@ def assign_step(
     out_agreement: str | Path,
     out_igp: str | Path,
 ) -> None:
-    """Subtype of every subject, and how well the classifier agrees with fresh clustering."""
+    """Subtype of every subject, and how well the classifier agrees with fresh clustering.
+
+    Without subtypes (the classifier file records "no structure") every subject's subtype is
+    "none" and the agreement and in-group-proportion tables carry a note row per cohort.
+    """
+    from rdls.subtypes import no_structure
     from rdls.subtypes.classifier import agreement, assign, in_group_proportion
     from rdls.subtypes.consensus import consensus_cluster
 
@@ -276,6 +293,17 @@ def assign_step(
     training = pd.read_csv(training_subtypes, sep="\t", dtype={"subject_id": str})
     training = training.set_index("subject_id")
     fitted = joblib.load(model)
+    if no_structure.is_no_structure(fitted):
+        log.warning("every subject's subtype is 'none': %s", fitted["message"])
+        assignments = _in_cohort_order(no_structure.no_structure_assignments(cohort))
+        assignments.to_csv(out_assignments, sep="\t", index=False, float_format="%.4f")
+        agreement_notes, igp_notes = no_structure.note_tables(
+            assignments, message=fitted["message"], training=TRAINING
+        )
+        agreement_notes.reindex(columns=AGREEMENT_COLUMNS).to_csv(out_agreement, sep="\t",
+                                                                  index=False)  # fmt: skip
+        igp_notes.to_csv(out_igp, sep="\t", index=False)
+        return
     k = training["subtype"].nunique()
 
     parts = [
@@ -352,8 +380,13 @@ def table_one_step(
     out_table: str | Path,
     out_html: str | Path,
 ) -> None:
-    """Table 1 by subtype in each cohort, as TSV and as a rendered HTML page."""
-    from rdls.subtypes.table_one import render_table_one, table_one
+    """Table 1 by subtype in each cohort, as TSV and as a rendered HTML page.
+
+    With fewer than two subtypes (no significant subtypes) only the overall column is shown
+    and each variable's ``test`` says why nothing is compared.
+    """
+    from rdls.compare import nothing_to_compare
+    from rdls.subtypes.table_one import FIXED_COLUMNS, TEST_COLUMNS, render_table_one, table_one
 
     subjects = read_subjects(subjects_sheet, covariates=covariates).set_index("subject_id")
     subtypes = read_assignments(assignments)
@@ -363,12 +396,19 @@ def table_one_step(
     continuous = [v for v in variables if pd.api.types.is_numeric_dtype(frame[v])]
     categorical = [v for v in variables if v not in continuous]
     table = table_one(frame.reset_index(), continuous=continuous, categorical=categorical)
+    note = nothing_to_compare(frame["subtype"])
+    heading = "Clinical characteristics by subtype"
+    if note:
+        log.warning("Table 1: %s; overall column only", note)
+        table = table[[*FIXED_COLUMNS, *TEST_COLUMNS]].copy()
+        table.loc[table["variable"] != "n", "test"] = f"not tested: {note}"
+        heading = f"Clinical characteristics ({note})"
     table.to_csv(out_table, sep="\t", index=False)
     Path(out_html).write_text(
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Table 1</title>"
         "<style>body{font-family:sans-serif} table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}</style></head><body>"
-        f"<h1>Clinical characteristics by subtype</h1>{render_table_one(table)}</body></html>\n"
+        f"<h1>{heading}</h1>{render_table_one(table)}</body></html>\n"
     )
 
 
