@@ -26,12 +26,12 @@ COVARIATES = ["age", "sex", "t_stage", "cea_ng_ml"]
 
 def subjects(seed: int = 0) -> pd.DataFrame:
     """Subjects of four cohorts with clinical covariates and recurrence-free survival (none
-    for the biological cohort); recurrence depends on T stage only."""
+    for the biological cohort); recurrence depends on T stage only (T4 five times T2's hazard)."""
     rng = np.random.default_rng(seed)
     cohorts = [c for c, n in COHORTS.items() for _ in range(n)]
     n = len(cohorts)
     t_stage = rng.choice(["T2", "T3", "T4"], size=n, p=[0.3, 0.5, 0.2])
-    hazard = 0.01 * np.where(t_stage == "T4", 3.0, np.where(t_stage == "T3", 1.5, 1.0))
+    hazard = 0.01 * np.where(t_stage == "T4", 5.0, np.where(t_stage == "T3", 1.5, 1.0))
     time = rng.exponential(1 / hazard)
     censor = rng.uniform(36, 120, n)
     frame = pd.DataFrame(

@@ -14,7 +14,7 @@ if SURVIVAL:
         input:
             assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("survival.km", "survival._plots", "survival.steps"),
+            code=rdls_sources("survival.km", "survival._plots", "survival.steps", "compare"),
         output:
             figure=report(
                 "results/survival/km/{survival_cohort}.png",
@@ -49,7 +49,7 @@ if SURVIVAL:
         input:
             assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("survival.cox", "survival._plots", "survival.steps"),
+            code=rdls_sources("survival.cox", "survival._plots", "survival.steps", "compare"),
         output:
             table=report(
                 "results/survival/cox/hazard_ratios.tsv",
@@ -92,7 +92,13 @@ if SURVIVAL:
             features="results/subtypes/features/selected.parquet",
             assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("survival.rrs", "survival._compare_plots", "survival.steps"),
+            code=rdls_sources(
+                "survival.rrs",
+                "survival._compare_plots",
+                "survival._plots",
+                "survival.steps",
+                "compare",
+            ),
         output:
             model="results/survival/rrs/model.json",
             candidates=report(
@@ -198,6 +204,7 @@ if SURVIVAL:
         """Clinical model vs clinical + RRS: time-dependent AUC, C-index, calibration, DCA."""
         input:
             scores="results/survival/risk_scores.tsv",
+            rrs_model="results/survival/rrs/model.json",
             subjects=SHEETS["subjects"],
             code=rdls_sources(
                 "survival.compare", "survival._compare_plots", "survival.cox", "survival.steps"

@@ -9,6 +9,7 @@ log_to_file(snakemake.log[0])
 out = snakemake.output
 compare_step(
     scores=snakemake.input.scores,
+    rrs_model=snakemake.input.rrs_model,
     subjects_sheet=snakemake.input.subjects,
     covariates=snakemake.params.covariates,
     cohorts=snakemake.params.cohorts,

@@ -144,6 +144,18 @@ class RRSModel:
     cutoff_method: str = "none"
     notes: list[str] = field(default_factory=list)
 
+    @classmethod
+    def without_features(cls, reason: str) -> RRSModel:
+        """The RRS where there is none to fit (no significant subtypes, so no high-risk
+        subtype to screen features against): no features, no cut-off, ``reason`` in notes."""
+        return cls(features=[], mean={}, scale={}, coefficients={}, alpha=0.0, l1_ratio=1.0,
+                   notes=[reason])  # fmt: skip
+
+    @property
+    def empty(self) -> bool:
+        """True for :meth:`without_features`' model: it scores nobody."""
+        return not self.features
+
     def score(self, X: pd.DataFrame) -> pd.Series:
         """The RRS of each row of ``X`` (a Series named ``rrs`` with ``X``'s index).
 

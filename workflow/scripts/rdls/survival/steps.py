@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rdls.compare import nothing_to_compare, subtype_levels
 from rdls.errors import InputError
 from rdls.sheets import read_subjects
 from rdls.subtypes.cohorts import TRAINING
@@ -26,8 +28,11 @@ HIGH_RISK_SUBTYPE = "RDLS1"
 COX_COLUMNS = ["cohort", "term", "coef", "se", "hazard_ratio", "ci_lower", "ci_upper", "p_value",
                "n", "events", "note"]  # fmt: skip
 GROUP_COLUMNS = ["cohort", "n", "events", "n_high", "hazard_ratio", "ci_lower", "ci_upper",
-                 "p_value", "logrank_p"]  # fmt: skip
+                 "p_value", "logrank_p", "note"]  # fmt: skip
+LOGRANK_COLUMNS = ["comparison", "statistic", "df", "p_value", "p_adjusted", "note"]
 SCORE_COLUMNS = ["subject_id", "cohort", "rrs", "rrs_group"]
+DIFFERENCE_COLUMNS = ["cohort", "model_a", "model_b", "difference", "ci_lower", "ci_upper",
+                      "p_value", "n_boot_used", "note"]  # fmt: skip
 RRS_PALETTE = {"low": "#1b7837", "high": "#b2182b"}
 
 
@@ -57,7 +62,11 @@ def km_step(
     out_at_risk: str | Path,
     out_logrank: str | Path,
 ) -> None:
-    """Kaplan-Meier by subtype in one cohort, numbers at risk and log-rank tests."""
+    """Kaplan-Meier by subtype in one cohort, numbers at risk and log-rank tests.
+
+    Without subtypes (every subject "none": no significant subtypes) the curve is the whole
+    cohort's and the log-rank table is one row whose ``note`` says why there is no test.
+    """
     from rdls.subtypes.steps import read_assignments
     from rdls.survival._plots import plot_km
     from rdls.survival.km import at_risk_table, km_estimates, logrank
@@ -67,10 +76,15 @@ def km_step(
     frame = survival_frame(subjects_sheet, subtypes=subtypes)
     times = at_risk_times(frame[TIME], settings["at_risk_every_months"])
     time, event, group = frame[TIME], frame[EVENT], frame["subtype"]
+    note = nothing_to_compare(group)
+    title = f"Recurrence-free survival by subtype: {cohort} (n = {len(frame)})"
+    if not subtype_levels(group):
+        group = None  # the whole cohort, one curve
+        title = f"Recurrence-free survival: {cohort} (n = {len(frame)}; no subtypes)"
     km_estimates(time, event, group).to_csv(out_curves, sep="\t", index=False)
     at_risk_table(time, event, group, times=times).to_csv(out_at_risk, sep="\t")
-    rows, annotation = [], None
-    if group.nunique() > 1:
+    rows, annotation = [], note or None
+    if not note:
         overall, pairwise = logrank(time, event, group)
         annotation = f"log-rank p = {_format_p(overall['p_value'])}"
         rows.append(
@@ -93,14 +107,14 @@ def km_step(
                 }
             )
     else:
-        log.warning("%s: one subtype only; no log-rank test", cohort)
-    columns = ["comparison", "statistic", "df", "p_value", "p_adjusted"]
-    pd.DataFrame(rows, columns=columns).to_csv(out_logrank, sep="\t", index=False)
+        log.warning("%s: no log-rank test: %s", cohort, note)
+        rows.append({"comparison": "by subtype", "note": note})
+    pd.DataFrame(rows, columns=LOGRANK_COLUMNS).to_csv(out_logrank, sep="\t", index=False)
     plot_km(
         time,
         event,
         group,
-        title=f"Recurrence-free survival by subtype: {cohort} (n = {len(frame)})",
+        title=title,
         png=out_figure[0],
         svg=out_figure[1],
         at_risk_times=times,
@@ -119,18 +133,24 @@ def cox_step(
     out_ph_test: str | Path,
     out_forest: tuple[str, str],
 ) -> None:
-    """Multivariable Cox model (subtype + clinical covariates) in each cohort."""
+    """Multivariable Cox model (subtype + clinical covariates) in each cohort.
+
+    Without subtypes in training (no significant subtypes) the model is the clinical
+    covariates alone, and every row's ``note`` says so.
+    """
     from rdls.subtypes.steps import read_assignments
     from rdls.survival._plots import plot_forest, plot_message
 
     subtypes = read_assignments(assignments)
     frame = survival_frame(subjects_sheet, covariates=covariates, subtypes=subtypes["subtype"])
     frame = frame.assign(cohort=subtypes["cohort"])
-    design = clinical_design(
-        frame[frame["cohort"] == TRAINING],
-        covariates=["subtype", *covariates],
-        log2=settings["log2_covariates"],
-    )
+    training = frame[frame["cohort"] == TRAINING]
+    no_subtypes = nothing_to_compare(training["subtype"])
+    if no_subtypes:
+        no_subtypes = f"{no_subtypes}; the model has no subtype term"
+        log.warning("Cox: %s", no_subtypes)
+    terms = list(covariates) if no_subtypes else ["subtype", *covariates]
+    design = clinical_design(training, covariates=terms, log2=settings["log2_covariates"])
     tables, tests = [], []
     for cohort in cohorts:
         members = frame[frame["cohort"] == cohort]
@@ -144,6 +164,9 @@ def cox_step(
         log.info("%s: n=%d, events=%d, C=%.3f", cohort, result.n, result.events,
                  result.concordance)  # fmt: skip
     table = pd.concat(tables, ignore_index=True).reindex(columns=COX_COLUMNS)
+    if no_subtypes:
+        fits = table["note"].fillna("").astype(str)
+        table["note"] = [f"{no_subtypes}; {n}" if n else no_subtypes for n in fits]
     table.to_csv(out_table, sep="\t", index=False)
     ph = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame(columns=["cohort"])
     _cohort_first(ph).to_csv(out_ph_test, sep="\t", index=False)
@@ -152,6 +175,8 @@ def cox_step(
         if part["hazard_ratio"].notna().any()
     }  # fmt: skip
     title = "Multivariable Cox model of recurrence-free survival"
+    if no_subtypes:
+        title += " (clinical covariates only: no subtypes to compare)"
     if estimated:
         plot_forest(estimated, png=out_forest[0], svg=out_forest[1], title=title)
     else:
@@ -216,15 +241,36 @@ def rrs_fit_step(
     out_cv_figure: tuple[str, str],
     out_cutoff_scan: str | Path,
 ) -> None:
-    """Fit the recurrence risk score on training and lock its coefficients and cut-off."""
+    """Fit the recurrence risk score on training and lock its coefficients and cut-off.
+
+    The RRS screens the features of the high-risk subtype against the rest; without subtypes
+    in training (no significant subtypes) there is nothing to screen, and every output says
+    so: the model has no features (:meth:`RRSModel.without_features`), the tables are one note
+    row, the figure the note.
+    """
     from rdls.subtypes.steps import read_assignments, read_selected
     from rdls.survival._compare_plots import plot_cv_curve
-    from rdls.survival.rrs import choose_cutoff, fit_rrs, high_risk_features
+    from rdls.survival._plots import plot_message
+    from rdls.survival.rrs import RRSModel, choose_cutoff, fit_rrs, high_risk_features
 
     values, cohort = read_selected(features)
     subtypes = read_assignments(assignments)["subtype"]
     frame = survival_frame(subjects_sheet, subtypes=subtypes[cohort[cohort == TRAINING].index])
     training = values.loc[frame.index]
+    if reason := no_rrs_reason(frame["subtype"]):
+        log.warning("no RRS: %s", reason)
+        Path(out_model).write_text(json.dumps(RRSModel.without_features(reason).to_dict()))
+        columns = {out_candidates: ["feature", "effect", "p_value", "p_adjusted", "selected"],
+                   out_coefficients: ["feature", "coefficient"],
+                   out_cv: ["alpha", "mean_deviance", "se", "n_nonzero", "is_min", "is_1se",
+                            "chosen"],
+                   out_cutoff_scan: ["cutoff", "statistic", "low_n", "high_n"]}  # fmt: skip
+        for path, names in columns.items():
+            note = pd.DataFrame([{"note": reason}], columns=[*names, "note"])
+            note.to_csv(path, sep="\t", index=False)
+        plot_message(reason, title="Recurrence risk score", png=out_cv_figure[0],
+                     svg=out_cv_figure[1])  # fmt: skip
+        return
     is_high = frame["subtype"] == HIGH_RISK_SUBTYPE
     candidates = high_risk_features(
         training, is_high, fdr=settings["fdr"], max_features=settings["max_features"]
@@ -261,6 +307,21 @@ def rrs_fit_step(
     ).to_csv(out_coefficients, sep="\t", index=False)
 
 
+def no_rrs_reason(training_subtypes: pd.Series) -> str:
+    """Why the RRS cannot be fitted on these training subtypes; ``""`` where it can.
+
+    Its features are those that set the high-risk subtype apart from the rest, so it needs
+    that subtype and at least one other.
+    """
+    note = nothing_to_compare(training_subtypes)
+    if not note and HIGH_RISK_SUBTYPE not in subtype_levels(training_subtypes):
+        note = f"no training subject has the high-risk subtype {HIGH_RISK_SUBTYPE}"
+    if not note:
+        return ""
+    return (f"no RRS ({note}): its features are screened {HIGH_RISK_SUBTYPE} against the "
+            "other subtypes; the model comparison is the clinical model alone")  # fmt: skip
+
+
 def rrs_score_step(
     *,
     features: str | Path,
@@ -270,17 +331,24 @@ def rrs_score_step(
     out_scores: str | Path,
     out_groups: str | Path,
 ) -> None:
-    """RRS and risk group of every subject; hazard ratio and log-rank of the groups."""
+    """RRS and risk group of every subject; hazard ratio and log-rank of the groups.
+
+    A model without features (no RRS: no significant subtypes) scores nobody: ``rrs`` and
+    ``rrs_group`` stay empty and each cohort's row of the groups table says why.
+    """
     from rdls.subtypes.steps import read_selected
     from rdls.survival.km import logrank
     from rdls.survival.rrs import RRSModel
 
     values, cohort = read_selected(features)
     rrs = RRSModel.from_dict(json.loads(Path(model).read_text()))
-    scores = rrs.score(values)
-    table = pd.DataFrame(
-        {"cohort": cohort, "rrs": scores, "rrs_group": rrs.group(scores)}, index=values.index
-    )
+    if rrs.empty:
+        scores, groups = pd.Series(np.nan, index=values.index), pd.Series(None, index=values.index)
+        log.warning("%s", "; ".join(rrs.notes) or "the RRS has no features")
+    else:
+        scores = rrs.score(values)
+        groups = rrs.group(scores)
+    table = pd.DataFrame({"cohort": cohort, "rrs": scores, "rrs_group": groups}, index=values.index)
     table.index.name = "subject_id"
     # Full precision: a score equal to the cut-off must stay on its side of it when read back.
     table.reset_index()[SCORE_COLUMNS].to_csv(out_scores, sep="\t", index=False)
@@ -291,7 +359,9 @@ def rrs_score_step(
         group = table.loc[members.index, "rrs_group"]
         row = {"cohort": name, "n": len(members), "events": int(members[EVENT].sum()),
                "n_high": int((group == "high").sum())}  # fmt: skip
-        if group.nunique() == 2:
+        if rrs.empty:
+            row.update(n_high=np.nan, note="; ".join(rrs.notes))
+        elif group.nunique() == 2:
             row.update(group_hazard_ratio(members, group))
             row["logrank_p"] = logrank(members[TIME], members[EVENT], group)[0]["p_value"]
         else:
@@ -309,14 +379,23 @@ def rrs_km_step(
     settings: Mapping,
     out_figure: tuple[str, str],
 ) -> None:
-    """Kaplan-Meier curves of the RRS groups in one cohort, annotated with HR and log-rank."""
-    from rdls.survival._plots import plot_km
+    """Kaplan-Meier curves of the RRS groups in one cohort, annotated with HR and log-rank.
+
+    Without an RRS (no risk groups) the figure says why (the groups table's note).
+    """
+    from rdls.survival._plots import plot_km, plot_message
 
     risk = pd.read_csv(scores, sep="\t", dtype={"subject_id": str}).set_index("subject_id")
     risk = risk[risk["cohort"] == cohort]
     frame = survival_frame(subjects_sheet, subtypes=None)
     members = frame.loc[frame.index.intersection(risk.index)]
     summary = pd.read_csv(groups, sep="\t").set_index("cohort").loc[cohort]
+    if risk.loc[members.index, "rrs_group"].isna().all():
+        note = summary.get("note")
+        plot_message(note if isinstance(note, str) and note else "no RRS groups",
+                     title=f"Recurrence-free survival by RRS group: {cohort}", png=out_figure[0],
+                     svg=out_figure[1])  # fmt: skip
+        return
     annotation = None
     if pd.notna(summary["hazard_ratio"]):
         annotation = (
@@ -358,8 +437,14 @@ def compare_step(
     out_tables: Mapping[str, str | Path],
     out_locked: str | Path,
     out_figures: Mapping[str, tuple[str, str]],
+    rrs_model: str | Path | None = None,
 ) -> None:
-    """The clinical model against clinical + RRS, fitted in training, in every cohort."""
+    """The clinical model against clinical + RRS, fitted in training, in every cohort.
+
+    Without an RRS (nobody scored: no significant subtypes; ``rrs_model``, the RRS model file,
+    says why) the comparison is the clinical model alone, and the table of AUC differences
+    is a note row per cohort.
+    """
     from rdls.survival import _compare_plots as plots
     from rdls.survival.compare import compare_models
     from rdls.survival.cox import design_matrix
@@ -372,7 +457,14 @@ def compare_step(
         frame[frame["cohort"] == TRAINING], covariates=covariates,
         log2=settings["log2_covariates"],
     )  # fmt: skip
-    matrix = design_matrix(design, frame).assign(rrs=frame["rrs"])
+    no_rrs = _no_rrs_note(frame["rrs"], rrs_model)
+    models = {"clinical": design.terms, "clinical + RRS": [*design.terms, "rrs"]}
+    matrix = design_matrix(design, frame)
+    if no_rrs:
+        log.warning("%s", no_rrs)
+        models.pop("clinical + RRS")
+    else:
+        matrix = matrix.assign(rrs=frame["rrs"])
     complete = matrix.notna().all(axis=1)
     if (~complete).any():
         log.info("%d subjects without a complete set of covariates left out", (~complete).sum())
@@ -393,13 +485,16 @@ def compare_step(
     result = compare_models(
         train=data[TRAINING],
         cohorts={name: part for name, part in data.items() if name != TRAINING},
-        models={"clinical": design.terms, "clinical + RRS": [*design.terms, "rrs"]},
+        models=models,
         horizon=horizon,
         n_boot=comparison["bootstrap"],
         seed=seed,
         thresholds=np.round(np.arange(0.01, comparison["max_threshold"] + 1e-9, 0.01), 2),
         calibration_groups=comparison["calibration_groups"],
     )
+    if no_rrs:
+        notes = pd.DataFrame({"cohort": list(data), "model_a": "clinical", "note": no_rrs})
+        result = replace(result, auc_difference=notes.reindex(columns=DIFFERENCE_COLUMNS))
     for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc"):
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
     result.coefficients.to_csv(out_tables["models"], sep="\t", index=False)
@@ -419,6 +514,17 @@ def compare_step(
     plots.plot_decision_curves(
         result, png=out_figures["decision_curve"][0], svg=out_figures["decision_curve"][1]
     )
+
+
+def _no_rrs_note(rrs: pd.Series, model: str | Path | None) -> str:
+    """Why the comparison has no clinical + RRS model; ``""`` where every subject has a score.
+
+    The reason is the RRS model's own note where it has none to give.
+    """
+    if rrs.notna().any():
+        return ""
+    notes = json.loads(Path(model).read_text()).get("notes", []) if model is not None else []
+    return "; ".join(notes) or "no subject has an RRS: the comparison is the clinical model alone"
 
 
 def _cohort_first(table: pd.DataFrame) -> pd.DataFrame:

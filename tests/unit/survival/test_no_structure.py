@@ -1,0 +1,149 @@
+"""No significant subtypes: every survival output is written, and says there is nothing to
+compare by subtype (the whole cohort's curve, Cox without the subtype term, no RRS, the
+clinical model alone)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from rdls.compare import NO_SUBTYPES_NOTE
+from rdls.survival.steps import (
+    compare_step,
+    cox_step,
+    km_step,
+    no_rrs_reason,
+    rrs_fit_step,
+    rrs_km_step,
+    rrs_score_step,
+)
+from tests.unit import no_structure as fixture
+
+SURVIVAL = {
+    "log2_covariates": ["cea_ng_ml"],
+    "horizon_months": 60,
+    "at_risk_every_months": 12,
+    "rrs": {"fdr": 0.05, "max_features": 50, "l1_ratio": 1.0, "folds": 5, "penalty_rule": "1se",
+            "cutoff": "maxstat", "min_group_fraction": 0.2},
+    "comparison": {"bootstrap": 20, "calibration_groups": 3, "max_threshold": 0.6},
+}  # fmt: skip
+COHORTS = ["training", "internal_validation", "external_validation"]
+NO_RRS = (f"no RRS ({NO_SUBTYPES_NOTE}): its features are screened RDLS1 against the other "
+          "subtypes; the model comparison is the clinical model alone")  # fmt: skip
+
+
+@pytest.fixture
+def run(tmp_path):
+    """The subjects sheet, features and all-"none" assignments of a cohort without subtypes."""
+    return {
+        "dir": tmp_path,
+        "subjects": fixture.write_subjects(tmp_path / "subjects.tsv"),
+        "assignments": fixture.write_assignments(tmp_path / "assignments.tsv"),
+        "features": fixture.write_features(tmp_path / "selected.parquet"),
+    }
+
+
+def test_km_is_the_whole_cohort_and_the_log_rank_table_says_why(run):
+    out = run["dir"]
+    km_step(cohort="training", assignments=run["assignments"], subjects_sheet=run["subjects"],
+            settings=SURVIVAL, out_figure=(out / "km.png", out / "km.svg"),
+            out_curves=out / "curves.tsv", out_at_risk=out / "at_risk.tsv",
+            out_logrank=out / "logrank.tsv")  # fmt: skip
+    logrank = pd.read_csv(out / "logrank.tsv", sep="\t")
+    assert logrank["comparison"].tolist() == ["by subtype"]
+    assert logrank["note"].item() == NO_SUBTYPES_NOTE and logrank["p_value"].isna().all()
+    curves = pd.read_csv(out / "curves.tsv", sep="\t")
+    assert set(curves["group"]) == {"all"}
+    assert curves["at_risk"].max() == fixture.COHORTS["training"]
+    svg = (out / "km.svg").read_text()
+    assert "no subtypes" in svg and NO_SUBTYPES_NOTE in svg
+
+
+def test_cox_has_no_subtype_term_and_every_row_says_why(run):
+    out = run["dir"]
+    cox_step(assignments=run["assignments"], subjects_sheet=run["subjects"],
+             covariates=fixture.COVARIATES, cohorts=COHORTS, settings=SURVIVAL,
+             out_table=out / "hr.tsv", out_ph_test=out / "ph.tsv",
+             out_forest=(out / "forest.png", out / "forest.svg"))  # fmt: skip
+    table = pd.read_csv(out / "hr.tsv", sep="\t")
+    training = table[table["cohort"] == "training"]
+    assert training["term"].tolist() == ["age", "sex[male]", "t_stage[T3]", "t_stage[T4]",
+                                         "log2(cea_ng_ml)"]  # fmt: skip
+    assert not table["term"].str.startswith("subtype").any()
+    assert table["note"].str.startswith(f"{NO_SUBTYPES_NOTE}; the model has no subtype term").all()
+    # the planted effect (T4 five times the hazard of T2) is still estimated
+    assert training.set_index("term").loc["t_stage[T4]", "hazard_ratio"] > 2
+    assert "clinical covariates only" in (out / "forest.svg").read_text()
+
+
+def rrs_fit(run):
+    out = run["dir"]
+    rrs_fit_step(features=run["features"], assignments=run["assignments"],
+                 subjects_sheet=run["subjects"], settings=SURVIVAL["rrs"], seed=1,
+                 out_model=out / "rrs.json", out_candidates=out / "candidates.tsv",
+                 out_coefficients=out / "coefficients.tsv", out_cv=out / "cv.tsv",
+                 out_cv_figure=(out / "cv.png", out / "cv.svg"),
+                 out_cutoff_scan=out / "scan.tsv")  # fmt: skip
+    rrs_score_step(features=run["features"], model=out / "rrs.json",
+                   subjects_sheet=run["subjects"], cohorts=COHORTS,
+                   out_scores=out / "scores.tsv", out_groups=out / "groups.tsv")  # fmt: skip
+
+
+def test_the_rrs_is_empty_and_every_output_says_why(run):
+    rrs_fit(run)
+    out = run["dir"]
+    model = json.loads((out / "rrs.json").read_text())
+    assert model["features"] == [] and model["cutoff"] is None and model["notes"] == [NO_RRS]
+    for name in ("candidates", "coefficients", "cv", "scan"):
+        table = pd.read_csv(out / f"{name}.tsv", sep="\t")
+        assert len(table) == 1 and table["note"].item() == NO_RRS, name
+    assert "no RRS" in (out / "cv.svg").read_text()
+    scores = pd.read_csv(out / "scores.tsv", sep="\t")
+    assert len(scores) == sum(fixture.COHORTS.values())
+    assert scores["rrs"].isna().all() and scores["rrs_group"].isna().all()
+    groups = pd.read_csv(out / "groups.tsv", sep="\t")
+    assert groups["cohort"].tolist() == COHORTS and (groups["note"] == NO_RRS).all()
+    assert groups["hazard_ratio"].isna().all() and groups["n"].tolist() == [60, 20, 30]
+    rrs_km_step(cohort="external_validation", scores=out / "scores.tsv",
+                groups=out / "groups.tsv", subjects_sheet=run["subjects"], settings=SURVIVAL,
+                out_figure=(out / "rrs_km.png", out / "rrs_km.svg"))  # fmt: skip
+    assert "no RRS" in (out / "rrs_km.svg").read_text()
+
+
+def test_the_comparison_is_the_clinical_model_alone(run):
+    rrs_fit(run)
+    out = run["dir"]
+    names = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
+             "predictions")  # fmt: skip
+    figures = ("auc", "roc", "calibration", "decision_curve")
+    compare_step(scores=out / "scores.tsv", rrs_model=out / "rrs.json",
+                 subjects_sheet=run["subjects"], covariates=fixture.COVARIATES, cohorts=COHORTS,
+                 settings=SURVIVAL, seed=1,
+                 out_tables={n: out / f"cmp_{n}.tsv" for n in names},
+                 out_locked=out / "locked.json",
+                 out_figures={f: (out / f"{f}.png", out / f"{f}.svg")
+                              for f in figures})  # fmt: skip
+    auc = pd.read_csv(out / "cmp_auc.tsv", sep="\t")
+    assert set(auc["model"]) == {"clinical"}
+    assert auc["cohort"].tolist() == COHORTS and auc["auc"].between(0.5, 1).all()
+    difference = pd.read_csv(out / "cmp_auc_difference.tsv", sep="\t")
+    assert difference["cohort"].tolist() == COHORTS and (difference["note"] == NO_RRS).all()
+    assert difference["difference"].isna().all()
+    locked = json.loads((out / "locked.json").read_text())
+    assert list(locked["models"]) == ["clinical"]
+    assert "rrs" not in locked["models"]["clinical"]["covariates"]
+
+
+@pytest.mark.parametrize(
+    ("subtypes", "reason"),
+    [
+        (["RDLS1", "RDLS2", "RDLS1"], ""),
+        (["RDLS2", "RDLS3"], "no training subject has the high-risk subtype RDLS1"),
+        (["RDLS1", "RDLS1"], "one subtype only (RDLS1): nothing to compare by subtype"),
+    ],
+)
+def test_the_rrs_needs_the_high_risk_subtype_and_another(subtypes, reason):
+    found = no_rrs_reason(pd.Series(subtypes))
+    assert found == (f"no RRS ({reason}): its features are screened RDLS1 against the other "
+                     "subtypes; the model comparison is the clinical model alone" if reason
+                     else "")  # fmt: skip
