@@ -59,7 +59,9 @@ if BULK:
         """Genes up and down per contrast, in one table (the contrasts the run made)."""
         input:
             tables=bulk_de_tables,
-            code=rdls_sources("bulk.steps"),
+            # Says why there is no contrast where fewer than two subtypes were found.
+            assignments="results/subtypes/assignments.tsv",
+            code=rdls_sources("bulk.steps", "compare"),
         output:
             report(
                 "results/bulk/deseq2/summary.tsv",
@@ -86,7 +88,7 @@ if BULK:
             sheet=SHEETS["bulk"],
             assignments="results/subtypes/assignments.tsv",
             de_tables=bulk_de_tables,
-            code=rdls_sources("bulk.steps", "bulk.de", "bulk.counts", "bulk._plots"),
+            code=rdls_sources("bulk.steps", "bulk.de", "bulk.counts", "bulk._plots", "compare"),
         output:
             vst="results/bulk/overview/vst.parquet",
             pca=report(
@@ -262,7 +264,8 @@ if BULK:
         """The leading Hallmark sets of every contrast, in one table."""
         input:
             tables=bulk_gsea_tables,
-            code=rdls_sources("bulk.steps"),
+            assignments="results/subtypes/assignments.tsv",
+            code=rdls_sources("bulk.steps", "compare"),
         output:
             report(
                 "results/bulk/gsea/summary.tsv",

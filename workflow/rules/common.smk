@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 import pandas as pd
 
 import rdls.bulk.de
+import rdls.compare
 import rdls.demo
 import rdls.errors
 import rdls.imaging.encoder
@@ -285,9 +286,14 @@ def scrna_assignments():
 
 
 def subtype_names():
-    """The subtypes the run found: known once the checkpoint subtype_assign has run."""
+    """The subtypes the run found: known once the checkpoint subtype_assign has run.
+
+    None where consensus clustering found no significant subtypes (every subject "none"):
+    then there are no bulk contrasts, and the summaries say why.
+    """
     assignments = checkpoints.subtype_assign.get().output.assignments
-    return rdls.subtypes.steps.read_assignments(assignments)["subtype"].dropna().unique()
+    subtypes = rdls.subtypes.steps.read_assignments(assignments)["subtype"]
+    return rdls.compare.subtype_levels(subtypes)
 
 
 def bulk_contrast_names():

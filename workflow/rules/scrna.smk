@@ -138,7 +138,7 @@ if SCRNA:
             input:
                 h5ad="results/scrna/annotated.h5ad",
                 signatures=scrna_signature_tables,
-                code=rdls_sources("scrna.steps", "scrna.composition", "scrna._plots"),
+                code=rdls_sources("scrna.steps", "scrna.composition", "scrna._plots", "compare"),
             output:
                 composition=report(
                     "results/scrna/by_subtype/composition.tsv",

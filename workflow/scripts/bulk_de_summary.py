@@ -11,4 +11,5 @@ de_summary_step(
     tables={Path(path).stem: path for path in snakemake.input.tables},
     alpha=snakemake.params.alpha,
     out_summary=snakemake.output[0],
+    assignments=snakemake.input.assignments,
 )

@@ -10,4 +10,5 @@ gsea_summary_step(
     tables={Path(path).stem: path for path in snakemake.input.tables},
     fdr=snakemake.params.fdr,
     out_summary=snakemake.output[0],
+    assignments=snakemake.input.assignments,
 )

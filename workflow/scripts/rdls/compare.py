@@ -107,8 +107,9 @@ def compare_by_subtype(
         only), ``note``, then ``median_<subtype>`` on the ``all`` rows. A measure present in
         one subtype gets its ``all`` row with the median and no test, one in none no row; a
         measure without spread gets no Kruskal-Wallis statistic. With fewer than two
-        subtypes in ``table`` (no significant subtypes: all ``"none"``) every measure gets
-        one ``all`` row whose ``note`` says why there is no test (:func:`nothing_to_compare`).
+        subtypes in ``table`` the ``note`` says why there is no test
+        (:func:`nothing_to_compare`); with no significant subtypes (all ``"none"``) every
+        measure gets one ``all`` row with that note and no median.
     """
     missing = [c for c in (subject, group, *columns) if c not in table.columns]
     if missing:
@@ -119,7 +120,7 @@ def compare_by_subtype(
     groups = sorted(per_subject[group].astype(str).unique(), key=natural_key)
     per_subject[group] = per_subject[group].astype(str)
     rows = []
-    if note and not groups:
+    if note == NO_SUBTYPES_NOTE:  # not for a table without subtypes at all: nothing to say
         rows = [{"metric": column, "comparison": "all", "note": note} for column in columns]
     for column in columns:
         values = {g: per_subject.loc[per_subject[group] == g, column].dropna() for g in groups}

@@ -194,12 +194,13 @@ def overview_step(
     from rdls.bulk import _plots
     from rdls.bulk.counts import filter_low_counts, read_counts
     from rdls.bulk.de import variance_stabilised
+    from rdls.compare import nothing_to_compare, subtype_levels
 
     s = {**OVERVIEW_DEFAULTS, **settings}
     frame = _bulk_sheet(sheet)
     samples = sample_table(frame, assignments)
     matrix = read_counts(counts, sheet=frame)
-    known = samples["subtype"].dropna()
+    known = samples["subtype"][samples["subtype"].isin(subtype_levels(samples["subtype"]))]
     smallest = int(known.value_counts().min()) if len(known) else 1
     kept = filter_low_counts(matrix, min_count=s["min_count"], min_samples=smallest)
     vst = variance_stabilised(kept, threads=threads)
@@ -217,6 +218,8 @@ def overview_step(
     if not genes:
         genes = list(vst.var(axis=1).sort_values(ascending=False).index[:50])
         what = "no significant DE gene: the 50 most variable genes"
+        if note := nothing_to_compare(samples["subtype"].dropna()):
+            what = f"no contrast ({note}): the 50 most variable genes"
     values = vst.loc[genes]
     spread = values.std(axis=1).replace(0, np.nan)
     z = values.sub(values.mean(axis=1), axis=0).div(spread, axis=0).fillna(0.0)
@@ -305,7 +308,7 @@ def scores_step(
     from rdls.bulk import _plots
     from rdls.bulk.counts import counts_per_million, read_counts
     from rdls.bulk.genesets import estimate_scores, read_gmt
-    from rdls.compare import compare_by_subtype
+    from rdls.compare import compare_by_subtype, nothing_to_compare
 
     s = {**SCORES_DEFAULTS, **settings}
     frame = _bulk_sheet(sheet)
@@ -321,8 +324,10 @@ def scores_step(
     tests = compare_by_subtype(table, columns=list(SCORE_COLUMNS))
     tests.to_csv(out_tests, sep="\t", index=False)
     if table["subtype"].notna().any():
+        note = nothing_to_compare(table["subtype"].dropna())
+        title = f"ESTIMATE scores, all samples ({note})" if note else "ESTIMATE scores by subtype"
         _plots.boxplots(table, columns=list(SCORE_COLUMNS), group="subtype", png=out_png,
-                        title="ESTIMATE scores by subtype (ssGSEA)")  # fmt: skip
+                        title=f"{title} (ssGSEA)")  # fmt: skip
     else:
         _plots.blank(out_png, "no bulk sample has a subtype")
 
@@ -371,7 +376,7 @@ def deconvolve_step(
         read_annotated,
         select_markers,
     )
-    from rdls.compare import compare_by_subtype
+    from rdls.compare import compare_by_subtype, nothing_to_compare
 
     s = {**DECONVOLUTION_DEFAULTS, **settings}
     frame = _bulk_sheet(sheet)
@@ -411,13 +416,20 @@ def deconvolve_step(
     table.to_csv(out_fractions, sep="\t", index=False)
     log.info("mean fractions: %s", ", ".join(f"{t} {table[t].mean():.3f}" for t in types))
     compare_by_subtype(table, columns=types).to_csv(out_tests, sep="\t", index=False)
-    _plots.composition_bars(table.set_index("sample_id")[types], table["subtype"],
-                            title=f"Cell-type fractions (NNLS on {len(signature)} marker genes)",
+    title = f"Cell-type fractions (NNLS on {len(signature)} marker genes)"
+    if table["subtype"].notna().any() and (note := nothing_to_compare(table["subtype"].dropna())):
+        title += f"\n{note}"
+    _plots.composition_bars(table.set_index("sample_id")[types], table["subtype"], title=title,
                             png=out_png)  # fmt: skip
 
 
 def de_summary_step(
-    *, tables: Mapping[str, str | Path], alpha: float, out_summary: str | Path, top: int = 5
+    *,
+    tables: Mapping[str, str | Path],
+    alpha: float,
+    out_summary: str | Path,
+    top: int = 5,
+    assignments: str | Path | pd.DataFrame | None = None,
 ) -> None:
     """Genes up and down in every contrast, in one table.
 
@@ -430,6 +442,9 @@ def de_summary_step(
     out_summary
         TSV, one row per contrast: ``contrast``, ``genes_tested``, ``up``, ``down``,
         ``top_up`` and ``top_down`` (the ``top`` genes with the smallest padj, ``;``-joined).
+        Without contrasts, one row whose ``note`` says why (:func:`no_contrast_note`).
+    assignments
+        The subtypes, which say why there is no contrast where there is none.
     """
     rows = []
     for name, path in _named(tables).items():
@@ -443,12 +458,19 @@ def de_summary_step(
                      "top_down": ";".join(down["gene"].astype(str).head(top))})  # fmt: skip
         log.info("%s: %d up, %d down at padj < %g", name, len(up), len(down), alpha)
     columns = ["contrast", "genes_tested", "up", "down", "top_up", "top_down"]
+    summary = pd.DataFrame(rows, columns=columns)
+    if not rows:
+        summary = _no_contrast_row(columns, assignments)
     Path(out_summary).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=columns).to_csv(out_summary, sep="\t", index=False)
+    summary.to_csv(out_summary, sep="\t", index=False)
 
 
 def gsea_summary_step(
-    *, tables: Mapping[str, str | Path], fdr: float, out_summary: str | Path
+    *,
+    tables: Mapping[str, str | Path],
+    fdr: float,
+    out_summary: str | Path,
+    assignments: str | Path | pd.DataFrame | None = None,
 ) -> None:
     """The gene sets with FDR below ``fdr`` in every contrast, in one table.
 
@@ -459,7 +481,9 @@ def gsea_summary_step(
     out_summary
         TSV, one row per contrast and set: ``contrast``, ``term``, ``direction`` (``up`` for
         a positive NES: higher in the contrast's first subtype), ``nes``, ``pvalue``, ``fdr``,
-        ``size``; by contrast, then FDR.
+        ``size``; by contrast, then FDR. Without contrasts, one row whose ``note`` says why.
+    assignments
+        The subtypes, which say why there is no contrast where there is none.
     """
     columns = ["contrast", "term", "direction", "nes", "pvalue", "fdr", "size"]
     parts = []
@@ -470,6 +494,8 @@ def gsea_summary_step(
         log.info("%s: %d of %d sets with FDR < %g", name, len(chosen), len(table), fdr)
         parts.append(chosen.reindex(columns=columns))
     summary = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    if not parts:
+        summary = _no_contrast_row(columns, assignments)
     Path(out_summary).parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out_summary, sep="\t", index=False)
 
@@ -552,6 +578,22 @@ def top_de_genes(
         log.info("heatmap: %d genes from %s", len(picked), name)
         chosen += picked
     return list(dict.fromkeys(chosen))
+
+
+def no_contrast_note(assignments: str | Path | pd.DataFrame | None) -> str:
+    """Why a run has no contrast between subtypes (fewer than two subtypes were found)."""
+    from rdls.compare import nothing_to_compare
+
+    if assignments is None:
+        return "no contrast between subtypes"
+    note = nothing_to_compare(_subtypes(assignments)) or "no contrast was configured"
+    return f"no contrast between subtypes ({note})"
+
+
+def _no_contrast_row(columns: Sequence[str], assignments) -> pd.DataFrame:
+    note = no_contrast_note(assignments)
+    log.warning("%s", note)
+    return pd.DataFrame([{"note": note}], columns=[*columns, "note"])
 
 
 def _log_fit(correlation: pd.Series) -> None:

@@ -135,7 +135,7 @@ def dotplot(fraction: pd.DataFrame, mean: pd.DataFrame, gene_groups: dict[str, l
     save(figure, png)
 
 
-def composition_bars(table: pd.DataFrame, *, png) -> None:
+def composition_bars(table: pd.DataFrame, *, png, title: str | None = None) -> None:
     """Stacked cell-type fractions, one bar per sample, samples grouped by subtype."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
@@ -161,6 +161,8 @@ def composition_bars(table: pd.DataFrame, *, png) -> None:
     axes.set_ylim(0, 1)
     axes.set_ylabel("fraction of the sample's cells")
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=9)
     save(figure, png)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from rdls.compare import nothing_to_compare, subtype_levels
 from rdls.errors import InputError, some
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,11 @@ def composition(obs: pd.DataFrame) -> pd.DataFrame:
 def compare_composition(table: pd.DataFrame) -> pd.DataFrame:
     """Kruskal-Wallis across subtypes of each cell type's per-sample fraction, BH-adjusted.
 
-    Samples without a subtype are left out. Where the test cannot be computed (fewer than two
+    Samples without a subtype ("unassigned", or "none" where consensus clustering found no
+    significant subtypes) are left out. Where the test cannot be computed (fewer than two
     subtypes, or one sample per subtype, so that there is no variation within subtypes) the
-    row says why in ``note`` and its statistic and p-values are empty.
+    row says why in ``note`` and its statistic and p-values are empty; without subtypes every
+    cell type still gets its row, with ``n_samples`` counting all samples.
 
     Returns
     -------
@@ -59,18 +62,19 @@ def compare_composition(table: pd.DataFrame) -> pd.DataFrame:
         ``cell_type``, ``test``, ``statistic``, ``pvalue``, ``padj``, ``n_samples``, ``note``
         and ``mean_fraction_{subtype}`` per subtype.
     """
-    typed = table[table["subtype"] != NO_SUBTYPE]
-    subtypes = sorted(typed["subtype"].unique())
+    subtypes = subtype_levels(table["subtype"])
+    typed = table[table["subtype"].isin(subtypes)]
+    too_few = nothing_to_compare(table["subtype"])
     rows = []
-    for cell_type, group in typed.groupby("cell_type", sort=True):
+    for cell_type, group in (typed if subtypes else table).groupby("cell_type", sort=True):
         values = [group.loc[group["subtype"] == s, "fraction"].to_numpy(float) for s in subtypes]
-        n_samples = int(sum(len(v) for v in values))
+        n_samples = int(sum(len(v) for v in values)) if subtypes else len(group)
         row = {"cell_type": cell_type, "test": "Kruskal-Wallis", "statistic": np.nan,
                "pvalue": np.nan, "n_samples": n_samples, "note": ""}  # fmt: skip
         means = zip(subtypes, values, strict=True)
         row.update({f"mean_fraction_{s}": float(v.mean()) for s, v in means})
         if len(subtypes) < 2:
-            row["note"] = f"not computable: samples of {len(subtypes)} subtype(s), needs 2"
+            row["note"] = f"not computable: {too_few}"
         elif row["n_samples"] <= len(subtypes):
             row["note"] = "not computable: one sample per subtype, no variation within subtypes"
         elif np.ptp(np.concatenate(values)) == 0:

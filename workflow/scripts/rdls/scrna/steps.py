@@ -400,6 +400,7 @@ def by_subtype_step(
     """
     import anndata as ad
 
+    from rdls.compare import nothing_to_compare
     from rdls.scrna import _plots
     from rdls.scrna.composition import (
         SIGNATURE_COLUMNS,
@@ -420,7 +421,9 @@ def by_subtype_step(
     table = composition(adata.obs)
     table.to_csv(out_composition, sep="\t", index=False)
     compare_composition(table).to_csv(out_tests, sep="\t", index=False)
-    _plots.composition_bars(table, png=out_bars_png)
+    # No significant subtypes: the samples are shown, with the reason there is no comparison.
+    note = nothing_to_compare(table["subtype"])
+    _plots.composition_bars(table, png=out_bars_png, title=note or None)
 
     genes = {}
     for name, path in dict(signatures or {}).items():
@@ -437,6 +440,8 @@ def by_subtype_step(
     scores.to_csv(out_signature_scores, sep="\t", index=False)
     if scores["mean_score"].notna().any():
         _plots.signature_heatmap(scores, png=out_signature_png)
+    elif note and not genes:
+        _plots.blank(out_signature_png, f"no bulk subtype signature to score: {note}")
     else:
         _plots.blank(out_signature_png, "no bulk subtype signature to score "
                      "(none given, or too few of their genes in the single-cell data)")  # fmt: skip

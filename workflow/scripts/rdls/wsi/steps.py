@@ -288,9 +288,14 @@ def by_subtype_step(
     out_table: str | Path,
     out_figure: tuple[str, str],
 ) -> None:
-    """Slide metrics compared by subtype, with boxplots."""
+    """Slide metrics compared by subtype, with boxplots.
+
+    With fewer than two subtypes (no significant subtypes: every subject "none") the table is
+    a note row per metric and the figure shows all slides as one group, titled with the note.
+    """
     from matplotlib.figure import Figure
 
+    from rdls.compare import nothing_to_compare
     from rdls.wsi.metrics import SLIDE_METRICS, compare_by_subtype
 
     table = pd.read_csv(metrics, sep="\t", dtype={"subject_id": str})
@@ -307,6 +312,8 @@ def by_subtype_step(
         axes.set_title(column.replace("_", " "), fontsize=9)
         if "density" in column or "index" in column:
             axes.set_yscale("symlog")
+    if note := nothing_to_compare(table["subtype"]):
+        figure.suptitle(f"All slides: {note}", fontsize=10)
     figure.tight_layout()
     for path in out_figure:
         figure.savefig(path, dpi=150)
