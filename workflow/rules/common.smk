@@ -30,8 +30,15 @@ COVARIATES = config["clinical"]["covariates"]
 if DEMO:
     # The demo's sheets are drawn at parse time (cheap, deterministic); its image, slide and
     # count files are written by the demo_* rules, so they are not checked for existence here.
-    DEMO_ROOT = f"{config['demo']['outdir']}/{config['demo']['scale']}"
-    DEMO_PLAN = rdls.demo.plan_cohort(scale=config["demo"]["scale"], seed=config["seed"])
+    # The variant's options name its folder (results/demo/default for the original demo,
+    # results/demo/default-size for the size variant), so variants never overwrite each other.
+    DEMO_OPTIONS = {
+        "scale": config["demo"]["scale"],
+        "mri_signal": config["demo"]["mri_signal"],
+        "centre_case_mix": config["demo"]["centre_case_mix"],
+    }
+    DEMO_ROOT = f"{config['demo']['outdir']}/{rdls.demo.folder_name(**DEMO_OPTIONS)}"
+    DEMO_PLAN = rdls.demo.plan_cohort(**DEMO_OPTIONS, seed=config["seed"])
     SHEETS = {name: f"{DEMO_ROOT}/sheets/{name}.tsv" for name in SHEET_NAMES}
     BULK_COUNTS = f"{DEMO_ROOT}/{rdls.demo.BULK_COUNTS}"
     COHORT = validate_cohort(
@@ -132,7 +139,8 @@ def demo_targets():
     """The demo cohort: its sheets and each generator's truth table stand for its files."""
     if not DEMO:
         return []
-    truth = ["subjects", "hazard_coefficients", "mri", "slides", "bulk_genes", "scrna_cells"]
+    truth = ["subjects", "hazard_coefficients", "settings", "subtype_proportions", "mri",
+             "slides", "bulk_genes", "scrna_cells"]  # fmt: skip
     return [*SHEETS.values(), *[demo_truth(name) for name in truth]]
 
 

@@ -5,11 +5,13 @@ if DEMO:
     rule demo_sheets:
         """Sample sheets and subject-level truth (subtypes, hazard coefficients) of the demo."""
         input:
-            code=rdls_sources("demo._plan", "demo._generate"),
+            code=rdls_sources("demo._plan", "demo._generate", "demo._mri_variants"),
         output:
             sheets=list(SHEETS.values()),
             subjects_truth=demo_truth("subjects"),
             hazard_truth=demo_truth("hazard_coefficients"),
+            settings_truth=demo_truth("settings"),
+            proportions_truth=demo_truth("subtype_proportions"),
         log:
             "logs/demo/sheets.log",
         benchmark:
@@ -17,7 +19,7 @@ if DEMO:
         conda:
             "../envs/demo.yaml"
         params:
-            scale=config["demo"]["scale"],
+            demo=DEMO_OPTIONS,
             seed=config["seed"],
         script:
             "../scripts/demo_sheets.py"
@@ -25,7 +27,7 @@ if DEMO:
     rule demo_mri:
         """T2-weighted volumes and tumour masks of every demo subject (NIfTI, some DICOM)."""
         input:
-            code=rdls_sources("demo._plan", "demo._generate", "demo._mri"),
+            code=rdls_sources("demo._plan", "demo._generate", "demo._mri", "demo._mri_variants"),
         output:
             images=demo_mri_images(),
             masks=[f"{DEMO_ROOT}/{mask}" for mask in DEMO_PLAN.mri["mask"]],
@@ -41,7 +43,7 @@ if DEMO:
             mem_mb=2000,
             runtime=30,
         params:
-            scale=config["demo"]["scale"],
+            demo=DEMO_OPTIONS,
             seed=config["seed"],
         script:
             "../scripts/demo_mri.py"
@@ -64,7 +66,7 @@ if DEMO:
             mem_mb=4000,
             runtime=60,
         params:
-            scale=config["demo"]["scale"],
+            demo=DEMO_OPTIONS,
             seed=config["seed"],
         script:
             "../scripts/demo_slides.py"
@@ -89,7 +91,7 @@ if DEMO:
             mem_mb=2000,
             runtime=10,
         params:
-            scale=config["demo"]["scale"],
+            demo=DEMO_OPTIONS,
             seed=config["seed"],
         script:
             "../scripts/demo_bulk.py"
@@ -112,7 +114,7 @@ if DEMO:
             mem_mb=4000,
             runtime=30,
         params:
-            scale=config["demo"]["scale"],
+            demo=DEMO_OPTIONS,
             seed=config["seed"],
         script:
             "../scripts/demo_scrna.py"

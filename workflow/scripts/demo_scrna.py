@@ -5,7 +5,7 @@ from rdls.runtime import log_to_file
 
 log_to_file(snakemake.log[0])
 generate_scrna(
-    plan_cohort(scale=snakemake.params.scale, seed=snakemake.params.seed),
+    plan_cohort(**snakemake.params.demo, seed=snakemake.params.seed),
     root=root_of(snakemake.output.truth),
     threads=snakemake.threads,
 )

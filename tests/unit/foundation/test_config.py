@@ -17,7 +17,8 @@ def shipped_config(repo):
 
 def test_shipped_config_is_valid_and_selects_the_default_demo(shipped_config):
     config = validate_config(shipped_config)
-    assert config["demo"] == {"activate": True, "scale": "default", "outdir": "results/demo"}
+    assert config["demo"] == {"activate": True, "scale": "default", "outdir": "results/demo",
+                              "mri_signal": "mixed", "centre_case_mix": False}  # fmt: skip
     assert config["seed"] == 42
 
 
@@ -41,7 +42,7 @@ def test_unknown_nested_key_is_named_with_its_path_and_the_allowed_keys():
     message = str(error.value)
     assert "config/config.yaml" in message
     assert "unknown key(s) 'demo.scal'" in message
-    assert "allowed here: activate, outdir, scale" in message
+    assert "allowed here: activate, centre_case_mix, mri_signal, outdir, scale" in message
 
 
 def test_unknown_top_level_key_is_refused():

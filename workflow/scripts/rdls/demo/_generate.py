@@ -21,6 +21,21 @@ _FAKE_GIVEN = ("Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo")
 _FAKE_FAMILY = ("Testperson", "Probant", "Muster", "Example")
 
 
+def folder_name(*, scale: str, mri_signal: str = "mixed", centre_case_mix: bool = False) -> str:
+    """The demo's subfolder of ``demo.outdir``: the scale, then any option off its default.
+
+    ``default`` for the original demo, ``default-size`` for the size variant,
+    ``default-mixed-casemix`` for the original MRI with the centre case mix, so that
+    variants never overwrite each other.
+    """
+    parts = [scale]
+    if mri_signal != "mixed" or centre_case_mix:
+        parts.append(mri_signal)
+    if centre_case_mix:
+        parts.append("casemix")
+    return "-".join(parts)
+
+
 def root_of(truth_table: str | Path) -> Path:
     """The demo's root folder, from the path of one of its truth tables."""
     return Path(truth_table).parents[1]
@@ -43,7 +58,12 @@ def sheet_frames(plan: DemoPlan, *, root: str | Path) -> dict[str, pd.DataFrame]
 
 
 def write_sheets(plan: DemoPlan, *, root: str | Path) -> dict[str, Path]:
-    """Write the five sheets and the subject-level truth tables under ``root``."""
+    """Write the five sheets and the subject-level truth tables under ``root``.
+
+    The truth tables are ``subjects.tsv``, ``hazard_coefficients.tsv``, ``settings.tsv``
+    (scale, seed, mri_signal, centre_case_mix) and ``subtype_proportions.tsv`` (planted and
+    drawn subtype proportions per centre).
+    """
     root = Path(root)
     (root / "sheets").mkdir(parents=True, exist_ok=True)
     written = {}
@@ -52,11 +72,17 @@ def write_sheets(plan: DemoPlan, *, root: str | Path) -> dict[str, Path]:
         frame.to_csv(written[name], sep="\t", index=False)
     _write_truth(plan.truth_subjects, root, "subjects.tsv")
     _write_truth(plan.hazard_coefficients, root, "hazard_coefficients.tsv")
+    _write_truth(plan.settings, root, "settings.tsv")
+    _write_truth(plan.subtype_proportions, root, "subtype_proportions.tsv")
     return written
 
 
 def generate_mri(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.DataFrame:
-    """Write every subject's T2-weighted volume and tumour mask; return the MRI truth."""
+    """Write every subject's T2-weighted volume and tumour mask; return the MRI truth.
+
+    The tumours follow ``plan.mri_signal``; outside ``mixed`` the truth carries the variant
+    and each subject's planted mechanism parameters.
+    """
     root = Path(root)
     subtypes, centres = plan.subtype_of, plan.centre_of
     tasks = []
@@ -73,6 +99,7 @@ def generate_mri(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.Da
                 "shape": plan.scale.mri_shape,
                 "seed": (plan.seed, index),
                 "dicom_identity": _fake_identity(plan.seed, index) if as_dicom else None,
+                "mri_signal": plan.mri_signal,
             }
         )
     (root / "mri").mkdir(parents=True, exist_ok=True)
@@ -145,16 +172,41 @@ def generate_scrna(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.
     return cells
 
 
+MODALITIES = ("mri", "slides", "bulk", "scrna")
+
+
 def generate_cohort(
-    *, scale: str = "default", seed: int = 42, root: str | Path, threads: int = 1
+    *,
+    scale: str = "default",
+    seed: int = 42,
+    root: str | Path,
+    threads: int = 1,
+    mri_signal: str = "mixed",
+    centre_case_mix: bool = False,
+    modalities: Iterable[str] = MODALITIES,
 ) -> DemoPlan:
-    """Write the whole demo cohort (sheets, every modality, truth) under ``root``."""
-    plan = plan_cohort(scale=scale, seed=seed)
+    """Write the demo cohort (sheets, truth and the chosen modalities) under ``root``.
+
+    ``mri_signal`` and ``centre_case_mix`` are those of :func:`plan_cohort`. Leaving out
+    some of ``MODALITIES`` (for example ``("mri",)`` to work on the imaging branch alone)
+    skips their files; the sheets still name them.
+    """
+    modalities = tuple(modalities)
+    unknown = sorted(set(modalities) - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; choose from {', '.join(MODALITIES)}")
+    plan = plan_cohort(
+        scale=scale, seed=seed, mri_signal=mri_signal, centre_case_mix=centre_case_mix
+    )
     write_sheets(plan, root=root)
-    generate_mri(plan, root=root, threads=threads)
-    generate_slides(plan, root=root, threads=threads)
-    generate_bulk(plan, root=root)
-    generate_scrna(plan, root=root, threads=threads)
+    if "mri" in modalities:
+        generate_mri(plan, root=root, threads=threads)
+    if "slides" in modalities:
+        generate_slides(plan, root=root, threads=threads)
+    if "bulk" in modalities:
+        generate_bulk(plan, root=root)
+    if "scrna" in modalities:
+        generate_scrna(plan, root=root, threads=threads)
     return plan
 
 
@@ -216,6 +268,7 @@ def _mri_task(task: dict) -> dict:
         shape=task["shape"],
         rng=item_rng(seed, "mri", index),
         dicom_identity=task["dicom_identity"],
+        mri_signal=task["mri_signal"],
     )
     return {"subject_id": task["subject_id"], **truth}
 

@@ -2,10 +2,12 @@
 
 Each subject's volume is a small-field-of-view axial pelvis: air outside a body ellipse, fat
 (bright on T2), muscle (dark), the rectum (lumen and wall) and a tumour arising in the rectal
-wall. The three subtypes differ in the tumour's planted size, margin and texture, with
-overlapping distributions; the centres differ in intensity scale, voxel spacing, bias field
-and noise. The mask is the true tumour as a rater would draw it: its boundary moved by one
-voxel in places, always one connected component.
+wall. In the original (``mixed``) demo the three subtypes differ in the tumour's planted
+size, margin and texture at once, with overlapping distributions; the other variants of
+``demo.mri_signal`` (``_mri_variants``) differ by one mechanism at a time, or not at all.
+The centres differ in intensity scale, voxel spacing, bias field and noise. The mask is the
+true tumour as a rater would draw it: its boundary moved by one voxel in places, always one
+connected component.
 
 Geometry is LPS (DICOM and SimpleITK convention) with an identity direction, so voxel
 ``(i, j, k)`` lies at ``origin + spacing * (i, j, k)``. Arrays are held in SimpleITK's
@@ -25,6 +27,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from scipy import ndimage
 
+from rdls.demo import _mri_variants as variants
 from rdls.demo._plan import CENTRES, SUBTYPES
 
 # Stored value of fat at intensity_scale 1, before bias and noise: fat near 1000, muscle near
@@ -91,7 +94,7 @@ _N_SPHERE_POINTS = 4096
 
 
 def write_subject_mri(
-    *, subtype, centre, image_path, mask_path, shape, rng, dicom_identity=None
+    *, subtype, centre, image_path, mask_path, shape, rng, dicom_identity=None, mri_signal="mixed"
 ) -> dict:
     """Write one subject's synthetic T2-weighted volume and tumour mask.
 
@@ -115,6 +118,9 @@ def write_subject_mri(
         ``PatientBirthDate``) written into every slice's header. Their presence selects
         DICOM output. The image is drawn before any DICOM-only random draw, so its pixels
         equal those of the NIfTI written from the same seed.
+    mri_signal : str
+        A value of ``MRI_SIGNALS``: ``"mixed"`` (the original demo, drawn exactly as
+        before), or a variant whose subtypes differ by one mechanism (``_mri_variants``).
 
     Returns
     -------
@@ -123,7 +129,8 @@ def write_subject_mri(
         ``equivalent_diameter_mm`` (of the true tumour), ``margin_irregularity``,
         ``mean_intensity_tumour`` (stored values in the true tumour), ``spacing_x``,
         ``spacing_y``, ``spacing_z`` (mm), ``centre``, ``subtype`` and ``format``
-        (``'nifti'`` or ``'dicom'``).
+        (``'nifti'`` or ``'dicom'``). Variants other than ``mixed`` add ``mri_signal`` and
+        the planted mechanism parameters (see :func:`_draw_variant`).
 
     Notes
     -----
@@ -136,16 +143,22 @@ def write_subject_mri(
     about 0.60, 0.80 and 0.40 of fat (sd 0.05) for RDLS1, RDLS2 and RDLS3, evenly spaced so
     that no two subtypes are much closer to each other than to the third.
     """
-    _check_arguments(subtype=subtype, centre=centre, shape=shape)
+    _check_arguments(subtype=subtype, centre=centre, shape=shape, mri_signal=mri_signal)
     scanner = CENTRES[centre]
     spacing = tuple(float(s) for s in scanner["spacing_mm"])
-    look = _LOOKS[subtype]
     grid = _Grid(shape_zyx=(int(shape[2]), int(shape[1]), int(shape[0])), spacing_xyz=spacing)
 
     anatomy = _draw_anatomy(grid, rng)
-    tumour, irregularity = _draw_tumour(grid, anatomy, look, rng)
-    signal = _tissue_signal(grid, anatomy, rng)
-    signal[tumour] = _tumour_signal(grid, tumour, look, rng)[tumour]
+    if mri_signal == "mixed":
+        look = _LOOKS[subtype]
+        tumour, irregularity = _draw_tumour(grid, anatomy, look, rng)
+        signal = _tissue_signal(grid, anatomy, rng)
+        signal[tumour] = _tumour_signal(grid, tumour, look, rng)[tumour]
+        planted = {}
+    else:
+        pheno = variants.phenotype(mri_signal, subtype)
+        tumour, signal, irregularity, planted = _draw_variant(grid, anatomy, pheno, rng)
+        planted = {"mri_signal": mri_signal, **planted}
     image = _acquire(grid, signal, scanner, rng)
     mask = _rater_mask(tumour, rng)
     origin = _draw_origin(grid, rng)
@@ -179,10 +192,12 @@ def write_subject_mri(
         "centre": centre,
         "subtype": subtype,
         "format": image_format,
+        **planted,
     }
 
 
-def _check_arguments(*, subtype, centre, shape) -> None:
+def _check_arguments(*, subtype, centre, shape, mri_signal) -> None:
+    variants.check_mri_signal(mri_signal)
     if subtype not in _LOOKS:
         raise ValueError(f"unknown subtype {subtype!r}; choose one of {', '.join(SUBTYPES)}")
     if centre not in CENTRES:
@@ -277,11 +292,37 @@ def _draw_tumour(
     mean, sd, low, high = look.diameter_mm
     diameter = float(np.clip(rng.normal(mean, sd), low, high))
     elongation = rng.uniform(1.4, 1.9)  # rectal tumours run along the bowel (z)
-    in_plane = diameter / 2 / np.cbrt(elongation)
     flattening = rng.uniform(0.9, 1.1)
+    tilt = rng.normal(0.0, np.radians(10))
+    bumps = _draw_bumps(look.lobes, look.spikes, rng)
+    body = _star_tumour(
+        grid, anatomy, diameter=diameter, elongation=elongation, flattening=flattening,
+        tilt=tilt, bumps=bumps,
+    )  # fmt: skip
+    return body.tumour, body.irregularity
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A star-shaped tumour and the frame it was drawn in."""
+
+    tumour: np.ndarray  # bool
+    irregularity: float
+    relative_radius: np.ndarray  # ellipsoidal radius of each voxel over the body's scale
+    centre: np.ndarray  # (x, y, z) mm
+    rotation: np.ndarray
+    semi_axes: np.ndarray
+    scale: float
+
+
+def _star_tumour(
+    grid: _Grid, anatomy: _Anatomy, *, diameter, elongation, flattening, tilt, bumps
+) -> _Body:
+    """The tumour body from its drawn size, shape, tilt and margin bumps (no randomness)."""
+    in_plane = diameter / 2 / np.cbrt(elongation)
     semi_axes = np.array([in_plane * flattening, in_plane / flattening, in_plane * elongation])
-    rotation = _rotation(azimuth=anatomy.wall_direction, tilt=rng.normal(0.0, np.radians(10)))
-    directions, kappas, amplitudes = _draw_bumps(look, rng)
+    rotation = _rotation(azimuth=anatomy.wall_direction, tilt=tilt)
+    directions, kappas, amplitudes = bumps
 
     sphere = _fibonacci_sphere(_N_SPHERE_POINTS)
     bumps, gradient = _bumps(sphere, directions, kappas, amplitudes)
@@ -308,13 +349,21 @@ def _draw_tumour(
         1.0 + _bumps(n, directions, kappas, amplitudes)[0]
     )
     tumour &= anatomy.body & ~anatomy.lumen
-    return _largest_component(tumour), irregularity
+    return _Body(
+        tumour=_largest_component(tumour),
+        irregularity=irregularity,
+        relative_radius=rho / scale,
+        centre=anatomy.tumour_centre,
+        rotation=rotation,
+        semi_axes=semi_axes,
+        scale=float(scale),
+    )
 
 
-def _draw_bumps(look: _Look, rng: np.random.Generator):
+def _draw_bumps(lobes, spikes, rng: np.random.Generator):
     """Directions, concentrations and amplitudes of the lobes and spikes of one margin."""
     kappas, amplitudes, counts = [], [], []
-    for (n_low, n_high), kappa_range, amplitude_range in (look.lobes, look.spikes):
+    for (n_low, n_high), kappa_range, amplitude_range in (lobes, spikes):
         count = int(rng.integers(n_low, n_high + 1))
         counts.append(count)
         kappas.append(rng.uniform(*kappa_range, size=count))
@@ -370,6 +419,155 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return labels == np.argmax(sizes)
+
+
+def _draw_variant(grid: _Grid, anatomy: _Anatomy, pheno, rng: np.random.Generator):
+    """Tumour, T2 signal and planted parameters of one subject of a single-mechanism variant.
+
+    Every mechanism is drawn from ``pheno`` (``_mri_variants.phenotype``): size, margin
+    (with strands into the fat), texture (with a core or bands) and mean signal.
+
+    Returns
+    -------
+    tuple
+        The true tumour (bool), the signal of the whole volume relative to fat, the margin
+        irregularity and the planted parameters: ``planted_diameter_mm``, ``margin_type``,
+        ``n_lobes``, ``lobe_amplitude`` (mean, 0 without), ``n_spikes``, ``spike_amplitude``
+        (mean, 0 without), ``n_strands``, ``texture_type``, ``texture_sd``,
+        ``texture_sigma_vox``, ``core_fraction`` and ``core_contrast`` (signed; 0 without a
+        core), ``band_period_mm``, ``band_width_mm`` and ``band_depth`` (0 without bands),
+        ``signal_type`` and ``tumour_signal`` (planted mean T2 signal relative to fat).
+    """
+    size, margin, texture = pheno.size, pheno.margin, pheno.texture
+    diameter = float(
+        np.clip(np.exp(rng.normal(np.log(size.median_mm), size.log_sd)), *size.clip_mm)
+    )
+    elongation = rng.uniform(1.4, 1.9)  # rectal tumours run along the bowel (z)
+    flattening = rng.uniform(0.9, 1.1)
+    tilt = rng.normal(0.0, np.radians(10))
+    groups = []
+    for (n_low, n_high), kappa_range, amplitude_range in (margin.lobes, margin.spikes):
+        count = int(rng.integers(n_low, n_high + 1))
+        groups.append(
+            (
+                count,
+                rng.uniform(*kappa_range, size=count),
+                rng.uniform(*amplitude_range, size=count),
+            )
+        )
+    directions = rng.normal(size=(groups[0][0] + groups[1][0], 3))
+    directions /= np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
+    kappas = np.concatenate([groups[0][1], groups[1][1]])
+    amplitudes = np.concatenate([groups[0][2], groups[1][2]])
+    body = _star_tumour(
+        grid, anatomy, diameter=diameter, elongation=elongation, flattening=flattening,
+        tilt=tilt, bumps=(directions, kappas, amplitudes),
+    )  # fmt: skip
+
+    signal = _tissue_signal(grid, anatomy, rng)
+    spikes = slice(groups[0][0], None)
+    n_strands = _draw_strands(
+        grid, anatomy, body, signal, directions=directions[spikes],
+        bumps=(directions, kappas, amplitudes), margin=margin, rng=rng,
+    )  # fmt: skip
+    level = float(
+        np.clip(rng.normal(pheno.intensity.mean, pheno.intensity.sd), *pheno.intensity.clip)
+    )
+    tumour_signal, texture_planted = _variant_texture(grid, body, texture, rng)
+    signal[body.tumour] = level + tumour_signal[body.tumour]
+    planted = {
+        "planted_diameter_mm": diameter,
+        "margin_type": margin.name,
+        "n_lobes": groups[0][0],
+        "lobe_amplitude": float(groups[0][2].mean()) if groups[0][0] else 0.0,
+        "n_spikes": groups[1][0],
+        "spike_amplitude": float(groups[1][2].mean()) if groups[1][0] else 0.0,
+        "n_strands": n_strands,
+        **texture_planted,
+        "signal_type": pheno.intensity.name,
+        "tumour_signal": level,
+    }
+    return body.tumour, signal, body.irregularity, planted
+
+
+def _draw_strands(
+    grid: _Grid, anatomy: _Anatomy, body: _Body, signal, *, directions, bumps, margin, rng
+) -> int:
+    """Low-signal strands from spike tips into the fat (fibrosis, desmoplasia); in place.
+
+    Each spike, with ``margin.strand_probability``, continues as a straight strand about a
+    voxel wide for ``margin.strand_length_mm`` beyond its tip, darkening fat only. The
+    strands are not tumour: the mask leaves them out, as a rater leaves out fat stranding.
+    """
+    fat = anatomy.body & ~anatomy.muscle & ~anatomy.wall & ~anatomy.lumen & ~body.tumour
+    count = 0
+    for direction in directions:
+        if rng.random() >= margin.strand_probability:
+            continue
+        length = rng.uniform(*margin.strand_length_mm)
+        value = rng.uniform(0.30, 0.45)  # fibrous tissue, near muscle on T2
+        # The spike's tip in mm: the body's radius along its direction, in the tumour frame.
+        radius = body.scale * (1.0 + _bumps(direction[None, :], *bumps)[0][0])
+        tip = body.centre + body.rotation @ (body.semi_axes * direction * radius)
+        outward = body.rotation @ (body.semi_axes * direction)
+        outward /= np.linalg.norm(outward)
+        rel = np.stack(
+            np.broadcast_arrays(grid.x - tip[0], grid.y - tip[1], grid.z - tip[2]), axis=-1
+        )
+        along = np.clip(rel @ outward, 0.0, length)
+        across = rel - along[..., None] * outward
+        # In-plane width about one voxel; along z the slice thickness does the widening.
+        distance = np.sqrt(across[..., 0] ** 2 + across[..., 1] ** 2 + (across[..., 2] / 3.0) ** 2)
+        strand = (distance <= 0.6) & fat
+        signal[strand] = value
+        count += 1
+    return count
+
+
+def _variant_texture(grid: _Grid, body: _Body, texture, rng: np.random.Generator):
+    """Zero-mean signal offsets inside the tumour: correlated texture, core or bands.
+
+    The offsets are centred over the tumour's voxels, so the tumour's mean signal is the
+    drawn level whatever its texture.
+    """
+    amplitude = rng.uniform(*texture.sd)
+    sigma = rng.uniform(*texture.sigma_vox)
+    field = amplitude * _smooth_noise(grid.shape, (max(sigma / 2, 0.5), sigma, sigma), rng)
+    planted = {
+        "texture_type": texture.name,
+        "texture_sd": amplitude,
+        "texture_sigma_vox": sigma,
+        "core_fraction": 0.0,
+        "core_contrast": 0.0,
+        "band_period_mm": 0.0,
+        "band_width_mm": 0.0,
+        "band_depth": 0.0,
+    }
+    if texture.core_fraction is not None:
+        fraction = rng.uniform(*texture.core_fraction)
+        if rng.random() < texture.fibrotic_core_probability:
+            contrast = -rng.uniform(*texture.fibrotic_contrast)
+        else:
+            contrast = rng.uniform(*texture.necrotic_contrast)
+        # Soft-edged core in the tumour's own frame, so it sits at the tumour's centre.
+        weight = np.clip((fraction - body.relative_radius) / 0.15 + 0.5, 0.0, 1.0)
+        field = field + contrast * weight
+        planted.update(core_fraction=fraction, core_contrast=contrast)
+    if texture.band_period_mm is not None:
+        period = rng.uniform(*texture.band_period_mm)
+        width = rng.uniform(*texture.band_width_mm)
+        depth = rng.uniform(*texture.band_depth)
+        angle = rng.uniform(0.0, np.pi)
+        phase = rng.uniform(0.0, period)
+        # Distance across the bands, wavering by about a millimetre as fibrous bands do.
+        across = grid.x * np.cos(angle) + grid.y * np.sin(angle)
+        across = across + 1.0 * _smooth_noise(grid.shape, (1.0, 4.0, 4.0), rng)
+        in_band = np.mod(across + phase, period) < width
+        field = field - depth * in_band
+        planted.update(band_period_mm=period, band_width_mm=width, band_depth=depth)
+    field = field.astype(np.float32)
+    field -= field[body.tumour].mean()
+    return field, planted
 
 
 def _tissue_signal(grid: _Grid, anatomy: _Anatomy, rng: np.random.Generator) -> np.ndarray:

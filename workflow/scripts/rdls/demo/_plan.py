@@ -31,6 +31,18 @@ HAZARD_COEFFICIENTS = {
 BASELINE_HAZARD_PER_MONTH = 0.0045
 SUBTYPE_PROPORTIONS = (0.35, 0.30, 0.35)
 
+# demo.centre_case_mix: subtype proportions (RDLS1, RDLS2, RDLS3) that differ strongly by
+# centre, as referral patterns make them differ between hospitals. The two training centres
+# are each other's mirror (60% against 20% of RDLS1 and RDLS3), the external centre is
+# dominated by RDLS2, and the biological cohort's centre keeps the pooled proportions so that
+# its scRNA samples still cover every subtype at the tiny scale.
+CASE_MIX_PROPORTIONS = {
+    "A": (0.60, 0.20, 0.20),
+    "B": (0.20, 0.20, 0.60),
+    "C": (0.20, 0.60, 0.20),
+    "D": SUBTYPE_PROPORTIONS,
+}
+
 # Centres differ in scanner (MRI intensity, spacing, noise) and slide scanner resolution.
 # Training and internal validation share centres A and B; external validation is centre C;
 # the biological cohort is centre D.
@@ -123,6 +135,8 @@ class DemoPlan:
     truth_subjects: pd.DataFrame
     hazard_coefficients: pd.DataFrame
     sheets: dict[str, pd.DataFrame] = field(init=False)
+    mri_signal: str = "mixed"
+    centre_case_mix: bool = False
 
     @property
     def subtype_of(self) -> pd.Series:
@@ -133,6 +147,32 @@ class DemoPlan:
     def centre_of(self) -> pd.Series:
         """Centre by subject_id."""
         return self.subjects.set_index("subject_id")["centre"]
+
+    @property
+    def subtype_proportions(self) -> pd.DataFrame:
+        """Planted subtype proportions per centre, beside the subjects actually drawn."""
+        planted = CASE_MIX_PROPORTIONS if self.centre_case_mix else None
+        counts = pd.crosstab(self.truth_subjects["centre"], self.truth_subjects["subtype"])
+        rows = []
+        for centre in CENTRES:
+            proportions = planted[centre] if planted else SUBTYPE_PROPORTIONS
+            n = int(counts.loc[centre].sum()) if centre in counts.index else 0
+            for subtype, proportion in zip(SUBTYPES, proportions, strict=True):
+                drawn = int(counts.loc[centre, subtype]) if n and subtype in counts else 0
+                rows.append({"centre": centre, "subtype": subtype,
+                             "planted_proportion": proportion, "n_subjects": drawn,
+                             "observed_proportion": drawn / n if n else float("nan")})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    @property
+    def settings(self) -> pd.DataFrame:
+        """The options this cohort was drawn with, as a two-column table."""
+        return pd.DataFrame(
+            {
+                "setting": ["scale", "seed", "mri_signal", "centre_case_mix"],
+                "value": [self.scale.name, self.seed, self.mri_signal, self.centre_case_mix],
+            }
+        )
 
     def __post_init__(self) -> None:
         self.sheets = {
@@ -153,8 +193,32 @@ def get_scale(name: str) -> Scale:
         ) from None
 
 
-def plan_cohort(*, scale: str = "default", seed: int = 42) -> DemoPlan:
-    """Draw the demo cohort's subjects, clinical data, survival and modality assignments."""
+def plan_cohort(
+    *,
+    scale: str = "default",
+    seed: int = 42,
+    mri_signal: str = "mixed",
+    centre_case_mix: bool = False,
+) -> DemoPlan:
+    """Draw the demo cohort's subjects, clinical data, survival and modality assignments.
+
+    Parameters
+    ----------
+    scale : str
+        A key of ``SCALES``.
+    seed : int
+        The one seed of every random draw.
+    mri_signal : str
+        A value of ``MRI_SIGNALS``: how the subtypes differ in the MRI (only the MRI
+        generator reads it; the plan carries it so that every generator gets one plan).
+    centre_case_mix : bool
+        False: every centre draws subtypes with ``SUBTYPE_PROPORTIONS``. True: with
+        ``CASE_MIX_PROPORTIONS`` of the subject's centre. Survival, slides and RNA follow the
+        subject's subtype either way.
+    """
+    from rdls.demo._mri_variants import check_mri_signal
+
+    check_mri_signal(mri_signal)
     spec = get_scale(scale)
     rng = item_rng(seed, "plan", 0)
 
@@ -166,7 +230,14 @@ def plan_cohort(*, scale: str = "default", seed: int = 42) -> DemoPlan:
     n = len(subjects)
     subjects.insert(0, "subject_id", [f"S{i + 1:04d}" for i in range(n)])
     subjects["centre"] = [rng.choice(COHORT_CENTRES[c]) for c in subjects["cohort"]]
-    subtype_index = rng.choice(3, size=n, p=SUBTYPE_PROPORTIONS)
+    if centre_case_mix:
+        # The same one uniform per subject that rng.choice uses, so that the clinical and
+        # survival draws after it stay on the same stream; only the cut points move.
+        cumulative = np.cumsum([CASE_MIX_PROPORTIONS[c] for c in subjects["centre"]], axis=1)
+        uniform = rng.random(n)
+        subtype_index = np.minimum((uniform[:, None] >= cumulative).sum(axis=1), 2)
+    else:
+        subtype_index = rng.choice(3, size=n, p=SUBTYPE_PROPORTIONS)
     subtype = np.array(SUBTYPES)[subtype_index]
 
     clinical = _draw_clinical(rng, subtype_index)
@@ -209,6 +280,8 @@ def plan_cohort(*, scale: str = "default", seed: int = 42) -> DemoPlan:
         bulk=bulk,
         truth_subjects=truth,
         hazard_coefficients=coefficients,
+        mri_signal=mri_signal,
+        centre_case_mix=bool(centre_case_mix),
     )
 
 
