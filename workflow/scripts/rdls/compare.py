@@ -20,7 +20,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rdls.errors import InputError, some
 
@@ -111,6 +110,8 @@ def compare_by_subtype(
         (:func:`nothing_to_compare`); with no significant subtypes (all ``"none"``) every
         measure gets one ``all`` row with that note and no median.
     """
+    from scipy import stats  # here: the report and parse time import this module without it
+
     missing = [c for c in (subject, group, *columns) if c not in table.columns]
     if missing:
         raise InputError(f"{what} lacks column(s) {some(missing)}")

@@ -149,7 +149,7 @@ def known_subtypes(data: CardInputs) -> list[str]:
             for t in data.hazard_ratios["term"].astype(str)
             if (m := SUBTYPE_TERM.match(t))
         }
-    found.discard("unassigned")
+    found -= {"unassigned", "none"}  # not subtypes: no significant subtypes, or no MRI
     return natural_sorted(found)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rdls.compare import NO_STRUCTURE, nothing_to_compare, subtype_levels
 from rdls.report import captions
 from rdls.report import cards as card_logic
 from rdls.report._files import Files
@@ -107,11 +108,49 @@ def cohort_order(cohorts) -> list[str]:
     return known + natural_sorted(c for c in cohorts if c not in COHORT_ORDER)
 
 
+NO_SUBTYPES = "No significant subtypes"
+
+
+def no_subtypes_reason(files: Files) -> str:
+    """Why the run has no subtypes to compare, ``""`` where it has.
+
+    The consensus step's own message (with its numbers: the p-value of each k) where its
+    structure.json says there is no structure; otherwise why the assignments cannot be
+    compared (fewer than two subtypes).
+    """
+    structure = files.json("consensus_structure")
+    if structure is not None and structure.get("structure") is False:
+        return str(structure.get("message") or NO_SUBTYPES)
+    assignments = files.table("assignments")
+    if assignments is None or "subtype" not in assignments.columns or assignments.empty:
+        return ""
+    return nothing_to_compare(assignments["subtype"])
+
+
+def no_subtypes_notice(reason: str) -> str:
+    """The visible statement: "No significant subtypes" and the numbers behind it."""
+    text = reason[:1].upper() + reason[1:]
+    if not text.lower().startswith(NO_SUBTYPES.lower()):
+        text = f"{NO_SUBTYPES}: {text}"
+    return notice(text, kind="warning")
+
+
+def nothing_to_compare_notice(what: str, reason: str) -> str:
+    """A section's word on why it compares nothing by subtype."""
+    return notice(f"{what}: nothing to compare by subtype ({_first_clause(reason)}).")
+
+
+def _first_clause(reason: str) -> str:
+    """The head of a reason, for a sentence that repeats it ("no significant subtypes")."""
+    head = reason.split(":")[0].strip().rstrip(".")
+    return head[:1].lower() + head[1:]
+
+
 def subtypes_of(files: Files) -> list[str]:
     for key in ("assignments", "subtype_rates"):
         frame = files.table(key)
         if frame is not None and "subtype" in frame.columns:
-            return natural_sorted(frame["subtype"].dropna().unique())
+            return subtype_levels(frame["subtype"])
     return []
 
 
@@ -197,6 +236,8 @@ def overview_section(files: Files, config: Mapping, branches: Mapping[str, bool]
             "run's results; nothing is fixed text."
         )
     ]
+    if branches.get("subtypes", False) and (reason := no_subtypes_reason(files)):
+        parts.insert(0, no_subtypes_notice(reason))
     ran = []
     for branch, on in branches.items():
         status = "ran" if on else f"not run ({branch_off_reason(branch, config, branches)})"
@@ -310,6 +351,8 @@ def cards_section(files: Files, config: Mapping, branches: Mapping[str, bool]) -
     if not branches.get("subtypes", False):
         reason = branch_off_reason("subtypes", config, branches)
         return Section("cards", title, notice(f"No subtypes in this run: {reason}."))
+    if reason := no_subtypes_reason(files):
+        return Section("cards", title, no_subtypes_notice(reason) + no_subtypes_card(reason))
     facts = card_logic.biology_cards(card_inputs(files, config))
     if not facts:
         return Section("cards", title, missing("subtypes (results/subtypes/assignments.tsv)"))
@@ -320,6 +363,22 @@ def cards_section(files: Files, config: Mapping, branches: Mapping[str, bool]) -
         f"< {captions.GSEA_FDR:g}). A branch that did not run gives no sentence."
     )
     return Section("cards", title, intro + render_cards(facts))
+
+
+def no_subtypes_card(reason: str) -> str:
+    """The one card of a run without subtypes: why there is no card per subtype."""
+    text = (
+        f"Consensus clustering of the training cohort found no subtypes that hold against a "
+        f"null without clusters: {reason} Every subject's subtype is therefore 'none', and "
+        "there is no card per subtype. Survival is reported for the whole cohort (Cox with "
+        "the clinical covariates alone, no recurrence risk score); the pathology, bulk and "
+        "single-cell sections describe all samples and test nothing by subtype."
+    )
+    return (
+        f'<div class="cards"><article class="card"><h3>{esc(NO_SUBTYPES)}</h3>'
+        f"<dl><dt>Why there are no subtype cards</dt><dd><p>{esc(text)}</p></dd></dl>"
+        "</article></div>"
+    )
 
 
 def render_cards(facts: Mapping[str, Sequence[card_logic.Fact]]) -> str:
@@ -348,6 +407,8 @@ def render_cards(facts: Mapping[str, Sequence[card_logic.Fact]]) -> str:
 def subtypes_section(files: Files, config: Mapping) -> Section:
     """Consensus clustering, the choice of k, naming, assignment in every cohort, Table 1."""
     parts = [_h3("subtypes-k", "The choice of k"), choice_of_k_html(files, config)]
+    if reason := no_subtypes_reason(files):
+        parts.insert(0, no_subtypes_notice(reason))
     parts.append(_h3("subtypes-naming", "Naming and assignment"))
     parts.append(assignment_html(files, config))
     parts.append(_h3("subtypes-table-one", "Table 1: clinical characteristics by subtype"))
@@ -443,7 +504,10 @@ def assignment_html(files: Files, config: Mapping) -> str:
         columns = {"cohort": "Cohort", **{s: s for s in subtypes}, "total": "Total"}
         parts.append(table(shown, caption=caption, columns=columns, source=_src("assignments")))
     cv = files.table("classifier_cv")
-    if cv is not None and len(cv):
+    cv_notes = _notes(cv)
+    if cv_notes:
+        parts.append(notice(f"Classifier: {'; '.join(cv_notes)}."))
+    elif cv is not None and len(cv):
         folds = cv.groupby("classifier", sort=False)["balanced_accuracy"]
         summary = folds.agg(["mean", "std", "min"]).reset_index()
         columns = {
@@ -474,6 +538,7 @@ def assignment_html(files: Files, config: Mapping) -> str:
             "n": "Subjects",
             "igp": "IGP",
             "share": Column("Share of cohort", fmt_pct),
+            **({"note": "Note"} if _notes(igp) else {}),
         }
         body = table(
             igp, caption=captions.IN_GROUP, columns=columns, source=_src("in_group_proportion")
@@ -493,6 +558,13 @@ def assignment_html(files: Files, config: Mapping) -> str:
             )
         )
     return "".join(parts)
+
+
+def _notes(frame: pd.DataFrame | None) -> list[str]:
+    """The distinct non-empty entries of a table's ``note`` column."""
+    if frame is None or "note" not in frame.columns:
+        return []
+    return list(dict.fromkeys(n for n in frame["note"].dropna().astype(str) if n.strip()))
 
 
 def subtype_counts(assignments: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -548,6 +620,8 @@ def imaging_section(files: Files, config: Mapping) -> Section:
     curve = files.path("training_curve")
     parts.append(figure(curve, captions.training_curve(config), size="half"))
     parts.append(_h3("imaging-examples", "Tumour examples per subtype"))
+    if reason := no_subtypes_reason(files):
+        parts.append(nothing_to_compare_notice("Tumour examples", reason))
     parts.append(subtype_montage_html(files, config))
     subsections = [("imaging-examples", "Examples per subtype")]
     return Section("imaging", BRANCH_TITLES["imaging"], "".join(parts), subsections)
@@ -588,7 +662,18 @@ def subtype_montage_html(files: Files, config: Mapping, *, per_subtype: int = 6)
 
 def survival_section(files: Files, config: Mapping) -> Section:
     """KM per cohort, multivariable Cox, the RRS, clinical vs clinical + RRS."""
-    parts = [_h3("survival-km", "Kaplan-Meier by subtype"), km_html(files, config)]
+    parts = [_h3("survival-km", "Kaplan-Meier by subtype")]
+    if reason := no_subtypes_reason(files):
+        parts.append(
+            nothing_to_compare_notice("Survival", reason)
+            + paragraph(
+                "The Kaplan-Meier curves are the whole cohort's, the Cox models hold the "
+                "clinical covariates alone, and there is no recurrence risk score (it screens "
+                "the features of the high-risk subtype), so the model comparison is the "
+                "clinical model alone."
+            )
+        )
+    parts.append(km_html(files, config))
     parts += [_h3("survival-cox", "Multivariable Cox"), cox_html(files, config)]
     parts += [_h3("survival-rrs", "Recurrence risk score (RRS)"), rrs_html(files, config)]
     parts += [_h3("survival-comparison", "Clinical model vs clinical + RRS")]
@@ -622,6 +707,8 @@ def km_html(files: Files, config: Mapping) -> str:
             "p_value": "p",
             "p_adjusted": "Adjusted p",
         }
+        if _notes(pd.DataFrame(rows)):
+            columns["note"] = "Note"
         source = "results/survival/km/{cohort}_logrank.tsv"
         parts.append(
             table(
@@ -677,6 +764,10 @@ def cox_table_html(cox: pd.DataFrame, *, config: Mapping, subtypes: Sequence[str
     }
     caption = captions.cox(config, reference=reference_level(cox, subtypes))
     subtype_rows = shown[shown["term"].astype(str).str.startswith("subtype[")]
+    if subtype_rows.empty:  # no subtype term (no significant subtypes): every term up front
+        caption = "Multivariable Cox model of each cohort: the clinical covariates alone."
+        return table(shown, caption=caption, columns=columns, index_header=False,
+                     max_rows=None, source=_src("cox_table"))  # fmt: skip
     html = table(
         subtype_rows,
         caption=caption,
@@ -721,7 +812,10 @@ def proportional_hazards_text(ph: pd.DataFrame) -> str:
 def rrs_html(files: Files, config: Mapping) -> str:
     parts = []
     model = files.json("rrs_model")
-    if model is not None:
+    if model is not None and not model.get("features"):
+        reason = "; ".join(model.get("notes", [])) or "the locked RRS has no features"
+        parts.append(notice(reason[:1].upper() + reason[1:] + "."))
+    elif model is not None:
         coefficients = pd.Series(model.get("coefficients", {}), dtype=float)
         coefficients = coefficients.reindex(coefficients.abs().sort_values(ascending=False).index)
         frame = pd.DataFrame({"feature": coefficients.index, "coefficient": coefficients.values})
@@ -737,7 +831,11 @@ def rrs_html(files: Files, config: Mapping) -> str:
     else:
         parts.append(missing("locked RRS model (results/survival/rrs/model.json)"))
     groups = files.table("rrs_groups")
-    if groups is not None:
+    if groups is not None and _notes(groups):  # no RRS: no groups to compare, the note says why
+        columns = {"cohort": "Cohort", "n": "Subjects", "events": "Events", "note": "Note"}
+        caption = "RRS groups per cohort: none, for the reason in the note."
+        parts.append(table(groups, caption=caption, columns=columns, source=_src("rrs_groups")))
+    elif groups is not None:
         shown = groups.copy()
         shown["hr_ci"] = [
             _hr_ci(x.hazard_ratio, x.ci_lower, x.ci_upper) for x in shown.itertuples()
@@ -772,16 +870,21 @@ def comparison_html(files: Files, config: Mapping) -> str:
     horizon = cfg(config, "survival.horizon_months")
     auc = files.table("auc")
     parts = []
+    difference = files.table("auc_difference")
+    if notes := _notes(difference):  # one model (no RRS): no difference, the note says why
+        text = "; ".join(notes)
+        parts.append(notice(text[:1].upper() + text[1:] + "."))
+        difference = None
     if auc is not None and len(auc):
-        frame, models = auc_wide(auc, files.table("auc_difference"))
+        frame, models = auc_wide(auc, difference)
         columns = {
             "cohort": "Cohort",
             "n": "Subjects",
             "events": f"Events by {horizon} months",
             **{m: f"AUC {m} (95% CI)" for m in models},
-            "difference": "Difference (95% CI)",
-            "p": Column("Paired p", fmt_p),
         }
+        if difference is not None:
+            columns.update({"difference": "Difference (95% CI)", "p": Column("Paired p", fmt_p)})
         parts.append(
             table(frame, caption=captions.auc(config), columns=columns, source=_src("auc"))
         )
@@ -860,7 +963,9 @@ def pathology_section(files: Files, config: Mapping) -> Section:
         parts.append(missing("slide metrics (results/wsi/slide_metrics.tsv)"))
     parts.append(_h3("wsi-by-subtype", "Lymphocytes and stroma by subtype"))
     by_subtype = files.table("wsi_by_subtype")
-    if by_subtype is not None:
+    if by_subtype is not None and (reason := no_subtypes_reason(files)):
+        parts.append(nothing_to_compare_notice("Slide metrics", reason))
+    elif by_subtype is not None:
         wide, columns = tests_wide(by_subtype, labels=WSI_METRICS)
         parts.append(
             table(
@@ -877,6 +982,8 @@ def pathology_section(files: Files, config: Mapping) -> Section:
         parts.append(notice("No comparison by subtype: the subtypes did not run."))
     if files.given("wsi_by_subtype_figure"):
         caption = "Slide metrics by subtype (boxplots, one point per subject)."
+        if no_subtypes_reason(files):
+            caption = "Slide metrics of all slides (boxplots; no subtypes to compare)."
         parts.append(figure(files.path("wsi_by_subtype_figure"), caption))
     parts.append(_h3("wsi-heatmaps", "Example heatmaps"))
     parts.append(example_heatmaps_html(files))
@@ -898,7 +1005,7 @@ def example_heatmaps_html(files: Files, *, per_subtype: int = 1) -> str:
         slides = slides.merge(assignments[["subject_id", "subtype"]], on="subject_id", how="left")
     else:
         slides["subtype"] = "all slides"
-    slides["subtype"] = slides["subtype"].fillna("no subtype")
+    slides["subtype"] = slides["subtype"].fillna("no subtype").replace(NO_STRUCTURE, "all slides")
     figures = []
     for subtype in natural_sorted(slides["subtype"].unique()):
         rows = slides[slides["subtype"] == subtype].copy()
@@ -935,12 +1042,17 @@ def bulk_section(files: Files, config: Mapping) -> Section:
     ]
     parts = [grid(overview)]
 
+    reason = no_subtypes_reason(files)
+    if reason:
+        parts.insert(0, nothing_to_compare_notice("Bulk RNA-seq", reason))
     parts.append(_h3("bulk-de", "Differential expression (DESeq2)"))
     deseq = files.tables("deseq2")
-    parts.append(de_html(deseq, files, config) if deseq else missing("DESeq2 tables"))
+    absent = (notice("No contrast between subtypes: nothing to compare by subtype.")
+              if reason else None)  # fmt: skip
+    parts.append(de_html(deseq, files, config) if deseq else absent or missing("DESeq2 tables"))
     parts.append(_h3("bulk-gsea", "Hallmark gene sets (GSEA)"))
     gsea = files.tables("gsea")
-    parts.append(gsea_html(gsea, config) if gsea else missing("GSEA tables"))
+    parts.append(gsea_html(gsea, config) if gsea else absent or missing("GSEA tables"))
     figures = files.per_item("gsea_figures")
     shown = [c for c in contrast_order(figures) if c.endswith("_vs_rest")] or list(figures)
     caption = "{}: normalised enrichment of the leading Hallmark sets (FDR below {} marked)."
@@ -1064,7 +1176,9 @@ def bulk_scores_html(files: Files, config: Mapping) -> str:
     parts = [figure(files.path("bulk_scores_figure"), caption, size="half")]
     tests = files.table("bulk_score_tests")
     scores = files.table("bulk_scores")
-    if tests is not None:
+    if tests is not None and no_subtypes_reason(files):
+        parts.append(paragraph("Scores of all samples; no test by subtype."))
+    elif tests is not None:
         wide, columns = tests_wide(tests, labels=BULK_SCORES)
         caption = captions.bulk_scores(config)
         if scores is not None and "sample_id" in scores.columns:
@@ -1088,7 +1202,9 @@ def deconvolution_html(files: Files, config: Mapping) -> str:
         caption = "Median estimated fraction of each cell type by subtype (all samples)."
         source = _src("deconvolution")
         parts.append(table(frame, caption=caption, columns=columns, max_rows=None, source=source))
-    if tests is not None:
+    if tests is not None and no_subtypes_reason(files):
+        parts.append(paragraph("Fractions of all samples; no test by subtype."))
+    elif tests is not None:
         wide, columns = tests_wide(tests)
         caption = (
             "Cell-type fractions by subtype: median per subtype (each subject once), "
@@ -1141,6 +1257,8 @@ def scrna_section(files: Files, config: Mapping) -> Section:
         )
         parts.append(details("Cluster annotation", body))
     parts.append(_h3("scrna-composition", "Composition by subtype"))
+    if files.given("scrna_tests") and (reason := no_subtypes_reason(files)):
+        parts.append(nothing_to_compare_notice("Cell-type composition", reason))
     parts.append(composition_html(files))
     subsections = [("scrna-composition", "Composition by subtype")]
     return Section("scrna", BRANCH_TITLES["scrna"], "".join(parts), subsections)
