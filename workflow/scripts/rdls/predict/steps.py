@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rdls.compare import NO_STRUCTURE
 from rdls.errors import InputError, QCFailure
 from rdls.predict.harmonise import LockedHarmonisation, recover_harmonisation
 from rdls.predict.sheet import ingest_rows, read_predict_sheet, where
@@ -42,7 +43,9 @@ class LockedModels:
         The subtype features, training mean and scale.
     family_of, family_weights : dict
         Each selected feature's family, and each family's weight in the distances.
-    classifier : rdls.subtypes.classifier.AssignmentModel
+    classifier : rdls.subtypes.classifier.AssignmentModel or dict
+        The dict of :func:`rdls.subtypes.no_structure.no_structure_model` where the run found
+        no significant subtypes (every new subject's subtype is then "none").
     rrs : rdls.survival.rrs.RRSModel or None
         With its cut-off; None when the survival branch did not run.
     clinical : dict or None
@@ -70,7 +73,19 @@ class LockedModels:
     def horizon_months(self) -> float:
         if not self.clinical:
             return float("nan")
-        return float(self.clinical["models"][CLINICAL_RRS]["horizon"])
+        return float(self.clinical["models"][CLINICAL]["horizon"])
+
+    @property
+    def no_structure(self) -> str:
+        """Why the run has no subtypes (its classifier file's message); "" where it has."""
+        from rdls.subtypes.no_structure import is_no_structure
+
+        return str(self.classifier["message"]) if is_no_structure(self.classifier) else ""
+
+    @property
+    def classes(self) -> list[str]:
+        """The subtypes the classifier assigns (none without structure)."""
+        return [] if self.no_structure else [str(c) for c in self.classifier.classes]
 
 
 def load_locked(
@@ -122,7 +137,11 @@ def load_locked(
     if clinical_models is not None:
         data = json.loads(Path(clinical_models).read_text())
         clinical = {"design": CoxDesign.from_dict(data["design"]), "models": data["models"]}
-        absent = [m for m in (CLINICAL, CLINICAL_RRS) if m not in clinical["models"]]
+        # No RRS (no significant subtypes): the run locked the clinical model alone.
+        rrs = json.loads(Path(rrs_model).read_text()) if rrs_model is not None else {}
+        rrs_empty = rrs_model is not None and not rrs.get("features")
+        wanted = (CLINICAL,) if rrs_empty else (CLINICAL, CLINICAL_RRS)
+        absent = [m for m in wanted if m not in clinical["models"]]
         if absent:
             raise InputError(
                 f"{clinical_models}: no locked model {', '.join(map(repr, absent))}; rerun "
@@ -360,13 +379,17 @@ def score_subjects(
     scaled = apply_selection(locked.selection, joined)
     weights = pd.Series({c: locked.family_weights[locked.family_of[c]] for c in scaled.columns})
     scaled = scaled * weights
-    out = assign(locked.classifier, scaled)
+    if locked.no_structure:
+        out = pd.DataFrame({"subtype": NO_STRUCTURE, "confidence": np.nan}, index=scaled.index)
+        notes = notes.str.cat(pd.Series(locked.no_structure, index=ids), sep="; ").str.strip("; ")
+    else:
+        out = assign(locked.classifier, scaled)
     out["rrs"] = np.nan
     out["rrs_group"] = None
     out["horizon_months"] = locked.horizon_months
     out["recurrence_probability"] = np.nan
     out["recurrence_probability_clinical"] = np.nan
-    if locked.rrs is not None:
+    if locked.rrs is not None and not locked.rrs.empty:
         rrs = locked.rrs.score(scaled)
         out["rrs"] = rrs
         out["rrs_group"] = locked.rrs.group(rrs)
@@ -375,8 +398,9 @@ def score_subjects(
 
         design = clinical_design.loc[ids].assign(rrs=out["rrs"])
         models = locked.clinical["models"]
-        out["recurrence_probability"] = risk_from_locked(models[CLINICAL_RRS], design)
         out["recurrence_probability_clinical"] = risk_from_locked(models[CLINICAL], design)
+        if not locked.rrs.empty:
+            out["recurrence_probability"] = risk_from_locked(models[CLINICAL_RRS], design)
     out["note"] = notes
     return out
 
@@ -501,7 +525,7 @@ def _sheet_words(reason: str) -> str:
 def _predictions_table(
     subjects: pd.DataFrame, status: pd.DataFrame, scored: pd.DataFrame, locked: LockedModels
 ) -> pd.DataFrame:
-    classes = [str(c) for c in locked.classifier.classes]
+    classes = locked.classes
     columns = list(PREDICTION_COLUMNS)
     at = columns.index("confidence") + 1
     columns[at:at] = [f"prob_{c}" for c in classes]
