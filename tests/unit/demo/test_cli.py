@@ -58,7 +58,7 @@ def test_truth_tables_cover_every_item(tiny_cohort):
 def test_progress_is_logged(tiny_cohort):
     _, log = tiny_cohort
     assert "MRI subjects: 60 of 60 done" in log
-    assert "wrote the tiny demo cohort (60 subjects)" in log
+    assert "wrote the tiny demo cohort (60 subjects, MRI signal mixed)" in log
 
 
 def test_unknown_scale_is_refused_by_the_command_line():
