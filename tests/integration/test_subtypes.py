@@ -16,13 +16,19 @@ def read(workdir, path):
 def test_every_subject_with_features_gets_one_subtype(tiny_run):
     assignments = read(tiny_run, "results/subtypes/assignments.tsv")
     features = pd.read_parquet(tiny_run / "results/imaging/features/deep.parquet")
-    assert list(assignments.columns) == ["subject_id", "cohort", "subtype", "confidence", "source"]
+    k = assignments.loc[assignments["cohort"] == "training", "subtype"].nunique()
+    probabilities = [f"prob_RDLS{i}" for i in range(1, k + 1)]
+    assert list(assignments.columns) == [
+        "subject_id", "cohort", "subtype", "confidence", "uncertain", "source", *probabilities
+    ]  # fmt: skip
+    assert (assignments["uncertain"] == (assignments["confidence"] < 0.6)).all()
+    others = assignments[assignments["cohort"] != "training"]
+    assert others[probabilities].min().min() >= 1e-4  # calibrated: no 1e-253 (4 decimals)
     assert sorted(assignments["subject_id"]) == sorted(features["subject_id"])
     training = assignments["cohort"] == "training"
     assert (assignments.loc[training, "source"] == "consensus").all()
     assert (assignments.loc[~training, "source"] == "classifier").all()
     assert assignments["confidence"].between(0, 1).all()
-    k = assignments.loc[training, "subtype"].nunique()
     assert set(assignments["subtype"]) <= {f"RDLS{i}" for i in range(1, k + 1)}
 
 

@@ -111,7 +111,12 @@ if SUBTYPES:
         input:
             features="results/subtypes/features/selected.parquet",
             training="results/subtypes/consensus/training_subtypes.tsv",
-            code=rdls_sources("subtypes.classifier", "subtypes.steps"),
+            code=rdls_sources(
+                "subtypes.classifier",
+                "subtypes.calibration",
+                "subtypes._classifier_plots",
+                "subtypes.steps",
+            ),
         output:
             model="results/subtypes/classifier/model.joblib",
             cv=report(
@@ -121,6 +126,22 @@ if SUBTYPES:
                 subcategory="Assignment",
                 labels={"table": "classifier cross-validation"},
             ),
+            calibration=report(
+                "results/subtypes/classifier/calibration.tsv",
+                caption="../report/subtype_calibration.rst",
+                category="Subtypes",
+                subcategory="Assignment",
+                labels={"table": "calibration: Brier score, log-loss, ECE"},
+            ),
+            reliability="results/subtypes/classifier/reliability.tsv",
+            reliability_figure=report(
+                "results/subtypes/classifier/reliability.png",
+                caption="../report/subtype_calibration.rst",
+                category="Subtypes",
+                subcategory="Assignment",
+                labels={"figure": "reliability diagram"},
+            ),
+            reliability_vector="results/subtypes/classifier/reliability.svg",
         log:
             "logs/subtypes/classifier.log",
         benchmark:
@@ -143,7 +164,12 @@ if SUBTYPES:
             features="results/subtypes/features/selected.parquet",
             training="results/subtypes/consensus/training_subtypes.tsv",
             model="results/subtypes/classifier/model.joblib",
-            code=rdls_sources("subtypes.classifier", "subtypes.consensus", "subtypes.steps"),
+            code=rdls_sources(
+                "subtypes.classifier",
+                "subtypes.calibration",
+                "subtypes.consensus",
+                "subtypes.steps",
+            ),
         output:
             assignments=report(
                 "results/subtypes/assignments.tsv",

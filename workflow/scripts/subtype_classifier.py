@@ -11,4 +11,8 @@ classifier_step(
     seed=snakemake.params.seed,
     out_model=snakemake.output.model,
     out_cv=snakemake.output.cv,
+    out_calibration=snakemake.output.calibration,
+    out_reliability=snakemake.output.reliability,
+    out_reliability_figure=snakemake.output.reliability_figure,
+    out_reliability_vector=snakemake.output.reliability_vector,
 )

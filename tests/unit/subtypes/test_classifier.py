@@ -63,7 +63,12 @@ def test_separated_subtypes_are_learned_and_assigned_with_confidence(model):
     assert assigned["confidence"].median() >= 0.9
     assert assigned.index.equals(X_new.index)
     assert assigned.index.name == "subject_id"
-    assert list(assigned.columns) == ["subtype", "confidence", *[f"prob_{n}" for n in NAMES]]
+    assert list(assigned.columns) == [
+        "subtype",
+        "confidence",
+        "uncertain",
+        *[f"prob_{n}" for n in NAMES],
+    ]
 
 
 def test_probabilities_sum_to_one_and_confidence_is_the_assigned_ones(model, separated):

@@ -8,6 +8,12 @@ the earlier candidate, and the winner is refitted on all training subjects.
 Every prediction is the subtype with the highest predicted probability, in cross-validation
 as in :func:`assign`, so the cross-validated accuracy describes exactly what is assigned.
 
+The probabilities are calibrated (:mod:`rdls.subtypes.calibration`): a map (temperature
+scaling by default) is fitted to the winner's out-of-fold scores in the same folds, and its
+quality before and after is measured on those out-of-fold predictions, each fold mapped by a
+map fitted without it. A subject whose calibrated probability of its subtype is below
+``min_confidence`` is flagged ``uncertain``.
+
 Two checks of an assignment in another cohort: :func:`agreement` with an independent
 clustering of that cohort (adjusted Rand index, Cohen's kappa after matching cluster ids to
 subtypes), and :func:`in_group_proportion` (Kapp and Tibshirani, Biostatistics 2007: the share
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
+from scipy.special import softmax
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -34,6 +41,15 @@ from sklearn.svm import SVC
 
 from rdls.errors import InputError
 from rdls.errors import some as _names
+from rdls.subtypes.calibration import (
+    CALIBRATIONS,
+    Calibration,
+    calibration_metrics,
+    cross_fitted,
+    fit_calibration,
+    reliability_bins,
+    scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,16 @@ class AssignmentModel:
         Feature columns, in training order; :func:`assign` needs them all.
     folds : int
         Folds actually used (fewer than asked when a subtype is small).
+    calibration : rdls.subtypes.calibration.Calibration
+        The map from the estimator's scores to the probabilities :func:`assign` reports,
+        fitted on the out-of-fold scores of all folds.
+    min_confidence : float
+        :func:`assign` flags a subject ``uncertain`` below this calibrated probability.
+    oof : pandas.DataFrame
+        The chosen candidate's out-of-fold predictions, index ``subject_id``: ``fold``,
+        ``subtype`` (the training label), ``uncalibrated_<subtype>`` (the estimator's own
+        probabilities) and ``calibrated_<subtype>`` (mapped by a calibration fitted on the
+        other folds) for every subtype.
     """
 
     name: str
@@ -68,6 +94,9 @@ class AssignmentModel:
     cv: pd.DataFrame
     columns: list[str] = field(default_factory=list)
     folds: int = 5
+    calibration: Calibration = field(default_factory=lambda: Calibration("none"))
+    min_confidence: float = 0.0
+    oof: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def cv_summary(self) -> pd.DataFrame:
         """Per candidate: ``classifier``, ``mean``, ``sd`` (ddof=1) and ``selected``."""
@@ -75,6 +104,54 @@ class AssignmentModel:
         summary = grouped.agg(mean="mean", sd="std").reset_index()
         summary["selected"] = summary["classifier"] == self.name
         return summary
+
+    def _oof(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = self.oof[[f"{stage}_{c}" for c in self.classes]].to_numpy(dtype=float)
+        truth = pd.Index(self.classes).get_indexer(self.oof["subtype"])
+        return probabilities, truth
+
+    def calibration_table(self) -> pd.DataFrame:
+        """Out-of-fold quality of the probabilities before and after calibration.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``uncalibrated`` and ``calibrated`` (column ``stage``), with ``classifier``,
+            ``method`` and ``temperature`` (1 before; NaN for sigmoid and isotonic maps),
+            ``folds``, ``min_confidence`` and the numbers of
+            :func:`rdls.subtypes.calibration.calibration_metrics` (Brier score, log-loss,
+            expected calibration error, subjects below ``min_confidence`` and their accuracy).
+        """
+        rows = []
+        settings = (
+            ("uncalibrated", "none", 1.0),
+            ("calibrated", self.calibration.method, self.calibration.temperature),
+        )
+        for stage, method, temperature in settings:
+            probabilities, truth = self._oof(stage)
+            metrics = calibration_metrics(probabilities, truth, min_confidence=self.min_confidence)
+            rows.append(
+                {
+                    "classifier": self.name,
+                    "stage": stage,
+                    "method": method,
+                    "temperature": temperature,
+                    "folds": self.folds,
+                    "min_confidence": self.min_confidence,
+                    **metrics,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def reliability_table(self) -> pd.DataFrame:
+        """The reliability diagram's numbers (:func:`rdls.subtypes.calibration.reliability_bins`)
+        of the out-of-fold probabilities before and after calibration (column ``stage``)."""
+        parts = []
+        for stage in ("uncalibrated", "calibrated"):
+            probabilities, truth = self._oof(stage)
+            parts.append(reliability_bins(probabilities, truth).assign(stage=stage))
+        table = pd.concat(parts, ignore_index=True)
+        return table[["stage", *[c for c in table.columns if c != "stage"]]]
 
 
 def make_estimator(name: str, *, seed: int, smallest_class: int = 5):
@@ -108,6 +185,8 @@ def fit_assignment_model(
     *,
     candidates=("nearest_centroid", "logistic", "svm"),
     folds: int = 5,
+    calibration: str = "temperature",
+    min_confidence: float = 0.6,
     seed: int,
 ) -> AssignmentModel:
     """Choose a subtype classifier by cross-validation in training and refit it on all.
@@ -123,6 +202,13 @@ def fit_assignment_model(
     folds : int
         Stratified folds (shuffled with ``seed``). Reduced, with a warning in the log, to the
         size of the smallest subtype when that is smaller (at least 2).
+    calibration : str
+        How the chosen classifier's probabilities are calibrated on its out-of-fold scores,
+        one of :data:`rdls.subtypes.calibration.CALIBRATIONS` (``temperature``, ``sigmoid``,
+        ``isotonic``, ``none``).
+    min_confidence : float
+        Calibrated probability of the assigned subtype below which :func:`assign` flags a
+        subject ``uncertain`` (0 < min_confidence <= 1).
     seed : int
         Seeds the folds and every candidate.
 
@@ -133,7 +219,8 @@ def fit_assignment_model(
     Raises
     ------
     ValueError
-        An unknown candidate, or no candidate.
+        An unknown candidate, no candidate, an unknown calibration or a min_confidence
+        outside (0, 1].
     rdls.errors.InputError
         Labels and features do not cover the same subjects, missing values, fewer than two
         subtypes, or a subtype with a single member.
@@ -146,6 +233,15 @@ def fit_assignment_model(
         raise ValueError(
             f"unknown classifier(s) {', '.join(map(repr, unknown))} in "
             f"subtypes.classifier.candidates; valid ones: {', '.join(CLASSIFIERS)}"
+        )
+    if calibration not in CALIBRATIONS:
+        raise ValueError(
+            f"unknown calibration {calibration!r} in subtypes.classifier.calibration; valid "
+            f"ones: {', '.join(CALIBRATIONS)}"
+        )
+    if not 0 < min_confidence <= 1:
+        raise ValueError(
+            f"subtypes.classifier.min_confidence must lie in (0, 1], got {min_confidence!r}."
         )
     if int(folds) != folds or folds < 2:
         raise InputError(f"subtypes.classifier.folds must be an integer >= 2, got {folds!r}.")
@@ -177,8 +273,11 @@ def fit_assignment_model(
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(values, y))
+    classes = np.unique(y)  # the estimators' column order
     rows = []
+    out_of_fold = {}  # candidate -> subjects by classes: each scored by the fold without it
     for name in candidates:
+        out_of_fold[name] = np.full((len(y), len(classes)), np.nan)
         for fold, (train_idx, test_idx) in enumerate(splits, start=1):
             inner_smallest = int(pd.Series(y[train_idx]).value_counts().min())
             if inner_smallest < _MIN_PER_CLASS.get(name, 1):
@@ -186,7 +285,9 @@ def fit_assignment_model(
             else:
                 estimator = make_estimator(name, seed=seed, smallest_class=inner_smallest)
                 estimator.fit(values[train_idx], y[train_idx])
-                predicted = _predict(estimator, values[test_idx])
+                fold_scores = scores(estimator, values[test_idx])
+                out_of_fold[name][test_idx] = fold_scores
+                predicted = classes[fold_scores.argmax(axis=1)]
                 score = balanced_accuracy_score(y[test_idx], predicted)
             rows.append({"classifier": name, "fold": fold, "balanced_accuracy": score})
     cv = pd.DataFrame(rows)
@@ -215,6 +316,26 @@ def fit_assignment_model(
     )
     estimator = make_estimator(best, seed=seed, smallest_class=smallest)
     estimator.fit(values, y)
+    logits, truth = out_of_fold[best], np.searchsorted(classes, y)
+    fitted_calibration = fit_calibration(logits, truth, method=calibration)
+    calibrated = cross_fitted(logits, truth, [test for _, test in splits], method=calibration)
+    fold_of = np.empty(len(y), dtype=int)
+    for fold, (_, test_idx) in enumerate(splits, start=1):
+        fold_of[test_idx] = fold
+    oof = pd.DataFrame({"fold": fold_of, "subtype": y}, index=X.index.copy())
+    oof.index.name = X.index.name or "subject_id"
+    for stage, probabilities in (
+        ("uncalibrated", softmax(logits, axis=1)),
+        ("calibrated", calibrated),
+    ):
+        for j, name in enumerate(classes):
+            oof[f"{stage}_{name}"] = probabilities[:, j]
+    log.info(
+        "calibration of %s: %s, temperature %.3g (1 uncalibrated, nan for per-class maps)",
+        best,
+        calibration,
+        fitted_calibration.temperature,
+    )
     return AssignmentModel(
         name=best,
         estimator=estimator,
@@ -222,6 +343,9 @@ def fit_assignment_model(
         cv=cv,
         columns=[str(c) for c in X.columns],
         folds=folds,
+        calibration=fitted_calibration,
+        min_confidence=float(min_confidence),
+        oof=oof,
     )
 
 
@@ -239,8 +363,9 @@ def assign(model: AssignmentModel, X: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Index ``subject_id``; ``subtype``, ``confidence`` (probability of the assigned
-        subtype) and ``prob_<subtype>`` for every subtype.
+        Index ``subject_id``; ``subtype`` (the most probable), ``confidence`` (its calibrated
+        probability), ``uncertain`` (confidence below the model's ``min_confidence``) and
+        ``prob_<subtype>`` (calibrated) for every subtype.
     """
     missing = [c for c in model.columns if c not in X.columns]
     if missing:
@@ -250,11 +375,16 @@ def assign(model: AssignmentModel, X: pd.DataFrame) -> pd.DataFrame:
             "(apply_selection) before assigning subtypes."
         )
     values = _matrix(X[model.columns], where="features to classify")
-    proba = model.estimator.predict_proba(values)
+    proba = model.calibration.probabilities(scores(model.estimator, values))
     best = proba.argmax(axis=1)
     classes = np.asarray(model.classes, dtype=object)
+    confidence = proba[np.arange(len(best)), best]
     out = pd.DataFrame(
-        {"subtype": classes[best], "confidence": proba[np.arange(len(best)), best]},
+        {
+            "subtype": classes[best],
+            "confidence": confidence,
+            "uncertain": confidence < model.min_confidence,
+        },
         index=X.index.copy(),
     )
     for j, name in enumerate(model.classes):
@@ -336,11 +466,6 @@ def in_group_proportion(X: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def _predict(estimator, values: np.ndarray) -> np.ndarray:
-    proba = estimator.predict_proba(values)
-    return np.asarray(estimator.classes_)[proba.argmax(axis=1)]
 
 
 def _labels_for(

@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 ID_COLUMNS = ("subject_id", "cohort")
 AGREEMENT_COLUMNS = ["cohort", "n", "k", "ari", "kappa", "note"]
-ASSIGNMENT_COLUMNS = ["subject_id", "cohort", "subtype", "confidence", "source"]
+# results/subtypes/assignments.tsv: these columns, then prob_<subtype> for every subtype (the
+# classifier's calibrated probabilities; empty for training subjects, whose subtype is their
+# consensus cluster's). ``uncertain``: confidence below subtypes.classifier.min_confidence
+# (training subjects: their item consensus; empty without a confidence).
+ASSIGNMENT_COLUMNS = ["subject_id", "cohort", "subtype", "confidence", "uncertain", "source"]
 # Clinical columns of the subjects sheet that Table 1 describes besides the configured
 # covariates (numbers are continuous, text categorical).
 TABLE_ONE_EXTRA = ("centre", "distance_anal_verge_cm", "differentiation")
@@ -239,8 +243,17 @@ def classifier_step(
     out_model: str | Path,
     out_cv: str | Path,
     structure: str | Path | None = None,
+    out_calibration: str | Path | None = None,
+    out_reliability: str | Path | None = None,
+    out_reliability_figure: str | Path | None = None,
+    out_reliability_vector: str | Path | None = None,
 ) -> None:
     """Fit the subtype classifier on training, chosen among candidates by cross-validation.
+
+    Its probabilities are calibrated on the out-of-fold scores (``settings["calibration"]``)
+    and the calibration's outputs written where their paths are given: ``out_calibration``
+    (:meth:`~rdls.subtypes.classifier.AssignmentModel.calibration_table`), ``out_reliability``
+    (its bins) and the reliability diagram (PNG and vector copy).
 
     With fewer than two training subtypes (no significant subtypes: ``structure``, the
     consensus step's structure.json, says why) nothing is fitted: the model file records
@@ -255,17 +268,72 @@ def classifier_step(
         message = no_structure.no_structure_message(no_structure.read_structure(structure), labels)
         log.warning("no classifier fitted: %s", message)
         no_structure.write_no_classifier(message=message, out_model=out_model, out_cv=out_cv)
+        _write_calibration(None, out_calibration, out_reliability, out_reliability_figure,
+                           out_reliability_vector, message=message)  # fmt: skip
         return
     model = fit_assignment_model(
         values.loc[labels.index],
         labels,
         candidates=settings["candidates"],
         folds=settings["folds"],
+        calibration=settings["calibration"],
+        min_confidence=settings["min_confidence"],
         seed=seed,
     )
     log.info("classifier chosen by cross-validation: %s", model.name)
     model.cv.to_csv(out_cv, sep="\t", index=False)
     joblib.dump(model, out_model)
+    _write_calibration(model, out_calibration, out_reliability, out_reliability_figure,
+                       out_reliability_vector)  # fmt: skip
+
+
+CALIBRATION_COLUMNS = [
+    "classifier", "stage", "method", "temperature", "folds", "min_confidence", "n", "accuracy",
+    "balanced_accuracy", "mean_confidence", "brier", "log_loss", "ece", "n_uncertain",
+    "accuracy_uncertain", "accuracy_confident", "note",
+]  # fmt: skip
+RELIABILITY_COLUMNS = ["stage", "bin", "lower", "upper", "n", "mean_confidence", "accuracy"]
+
+
+def _write_calibration(model, table, bins, figure, vector, *, message: str = "") -> None:
+    """The calibration table, its reliability bins and diagram; a note where no model is."""
+    from rdls.subtypes._classifier_plots import plot_reliability
+
+    if model is None:
+        calibration = pd.DataFrame([{"note": f"no classifier fitted: {message}"}])
+        reliability = pd.DataFrame(columns=RELIABILITY_COLUMNS)
+        min_confidence = float("nan")
+    else:
+        calibration, reliability = model.calibration_table(), model.reliability_table()
+        min_confidence = model.min_confidence
+        after = calibration.set_index("stage").loc["calibrated"]
+        log.info(
+            "out of fold: Brier %.3f -> %.3f, log-loss %.3f -> %.3f, ECE %.3f -> %.3f; "
+            "%d of %d below min_confidence %g (accuracy %.3f there, %.3f above)",
+            *calibration[["brier", "log_loss", "ece"]].to_numpy().T.ravel(),
+            after["n_uncertain"],
+            after["n"],
+            min_confidence,
+            after["accuracy_uncertain"],
+            after["accuracy_confident"],
+        )
+    if table is not None:
+        calibration.reindex(columns=CALIBRATION_COLUMNS).to_csv(
+            table, sep="\t", index=False, float_format="%.6g"
+        )
+    if bins is not None:
+        reliability.reindex(columns=RELIABILITY_COLUMNS).to_csv(
+            bins, sep="\t", index=False, float_format="%.6g"
+        )
+    if figure is not None:
+        plot_reliability(
+            reliability,
+            calibration=None if model is None else calibration,
+            min_confidence=min_confidence,
+            png=figure,
+            svg=vector,
+            message=f"no classifier fitted: {message}" if model is None else "",
+        )
 
 
 def assign_step(
@@ -296,6 +364,7 @@ def assign_step(
     if no_structure.is_no_structure(fitted):
         log.warning("every subject's subtype is 'none': %s", fitted["message"])
         assignments = _in_cohort_order(no_structure.no_structure_assignments(cohort))
+        assignments = assignments.reindex(columns=ASSIGNMENT_COLUMNS)  # uncertain: empty
         assignments.to_csv(out_assignments, sep="\t", index=False, float_format="%.4f")
         agreement_notes, igp_notes = no_structure.note_tables(
             assignments, message=fitted["message"], training=TRAINING
@@ -311,6 +380,8 @@ def assign_step(
             {
                 "subtype": training["subtype"],
                 "confidence": training["confidence"],
+                # the item consensus against the same threshold as the classifier's probability
+                "uncertain": training["confidence"] < fitted.min_confidence,
                 "source": "consensus",
             }
         )
@@ -318,11 +389,17 @@ def assign_step(
     others = values.index[(cohort != TRAINING).to_numpy()]
     if len(others):
         assigned = assign(fitted, values.loc[others])
-        parts.append(assigned[["subtype", "confidence"]].assign(source="classifier"))
+        parts.append(assigned.assign(source="classifier"))
     assignments = pd.concat(parts)
     assignments.index.name = "subject_id"
     assignments.insert(0, "cohort", cohort.loc[assignments.index])
-    assignments = _in_cohort_order(assignments.reset_index())[ASSIGNMENT_COLUMNS]
+    columns = [*ASSIGNMENT_COLUMNS, *[f"prob_{c}" for c in fitted.classes]]
+    assignments = _in_cohort_order(assignments.reset_index()).reindex(columns=columns)
+    log.info(
+        "uncertain (confidence below %g) by cohort:\n%s",
+        fitted.min_confidence,
+        assignments.groupby("cohort", sort=False)["uncertain"].agg(["sum", "size"]).to_string(),
+    )
     assignments.to_csv(out_assignments, sep="\t", index=False, float_format="%.4f")
 
     agreements, igps = [], []
