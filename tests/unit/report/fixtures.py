@@ -114,7 +114,9 @@ def write_results(root: Path) -> dict:
             "subject_id": subjects,
             "cohort": [cohort_of[s] for s in subjects],
             "subtype": [subtype_of[s] for s in subjects],
-            "confidence": np.linspace(0.99, 0.6, len(subjects)),
+            "confidence": np.linspace(0.99, 0.5, len(subjects)),
+            # below min_confidence 0.6: the last four subjects, all external (4 of 6)
+            "uncertain": np.linspace(0.99, 0.5, len(subjects)) < 0.6,
             "source": [
                 "consensus" if cohort_of[s] == "training" else "classifier" for s in subjects
             ],
@@ -166,6 +168,29 @@ def write_results(root: Path) -> dict:
             "balanced_accuracy": [0.9, 1.0, 0.95, 0.95],
         },
     )
+    tsv(
+        root / "subtypes/classifier/calibration.tsv",
+        {
+            "classifier": ["nearest_centroid"] * 2,
+            "stage": ["uncalibrated", "calibrated"],
+            "method": ["none", "temperature"],
+            "temperature": [1.0, 3.6],
+            "folds": [5, 5],
+            "min_confidence": [0.6, 0.6],
+            "n": [12, 12],
+            "accuracy": [0.9167, 0.9167],
+            "balanced_accuracy": [0.9167, 0.9167],
+            "mean_confidence": [0.998, 0.905],
+            "brier": [0.1598, 0.1102],
+            "log_loss": [2.31, 0.284],
+            "ece": [0.081, 0.042],
+            "n_uncertain": [0, 2],
+            "accuracy_uncertain": [np.nan, 0.5],
+            "accuracy_confident": [0.9167, 1.0],
+            "note": [None, None],
+        },
+    )
+    png(root / "subtypes/classifier/reliability.png")
     tsv(
         root / "subtypes/agreement.tsv",
         {

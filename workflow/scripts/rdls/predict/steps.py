@@ -26,8 +26,8 @@ from rdls.predict.sheet import ingest_rows, read_predict_sheet, where
 log = logging.getLogger(__name__)
 
 CLINICAL, CLINICAL_RRS = "clinical", "clinical + RRS"
-PREDICTION_COLUMNS = ["subject_id", "centre", "status", "subtype", "confidence", "rrs",
-                      "rrs_group", "horizon_months", "recurrence_probability",
+PREDICTION_COLUMNS = ["subject_id", "centre", "status", "subtype", "confidence", "uncertain",
+                      "rrs", "rrs_group", "horizon_months", "recurrence_probability",
                       "recurrence_probability_clinical", "step", "reason", "note"]  # fmt: skip
 
 
@@ -353,10 +353,11 @@ def score_subjects(
     Returns
     -------
     pandas.DataFrame
-        Index ``subject_id``: ``subtype``, ``confidence``, ``prob_<subtype>`` for every
-        subtype, ``rrs``, ``rrs_group``, ``horizon_months``, ``recurrence_probability``
-        (clinical + RRS) and ``recurrence_probability_clinical`` (NaN without survival), and
-        ``note``.
+        Index ``subject_id``: ``subtype``, ``confidence`` and ``prob_<subtype>`` for every
+        subtype (calibrated probabilities, :func:`rdls.subtypes.classifier.assign`),
+        ``uncertain`` (confidence below the run's subtypes.classifier.min_confidence),
+        ``rrs``, ``rrs_group``, ``horizon_months``, ``recurrence_probability`` (clinical +
+        RRS) and ``recurrence_probability_clinical`` (NaN without survival), and ``note``.
     """
     from rdls.subtypes.classifier import assign
     from rdls.subtypes.selection import apply_selection

@@ -101,6 +101,17 @@ def classifier(config: Mapping) -> str:
     )
 
 
+def reliability(config: Mapping) -> str:
+    return (
+        "Reliability diagram of the assignment probabilities, out of fold in training: "
+        "accuracy (share assigned their consensus subtype) against the mean probability of the "
+        "assigned subtype, in ten equal-width bins, before (grey) and after (blue) "
+        f"{_v(config, 'subtypes.classifier.calibration')} calibration; the diagonal is perfect "
+        "calibration, the bars below count the subjects per bin, the dotted line is "
+        f"min_confidence {_v(config, 'subtypes.classifier.min_confidence')}."
+    )
+
+
 def agreement(config: Mapping) -> str:
     return (
         "Agreement of the classifier's labels with an independent consensus clustering inside "

@@ -39,6 +39,8 @@ FILES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "subtype_rates": ("subtypes/consensus/subtype_rates.tsv", ("subtypes",), None),
     "feature_selection": ("subtypes/features/selection.tsv", ("subtypes",), None),
     "classifier_cv": ("subtypes/classifier/cross_validation.tsv", ("subtypes",), None),
+    "classifier_calibration": ("subtypes/classifier/calibration.tsv", ("subtypes",), None),
+    "classifier_reliability": ("subtypes/classifier/reliability.png", ("subtypes",), None),
     "agreement": ("subtypes/agreement.tsv", ("subtypes",), None),
     "in_group_proportion": ("subtypes/in_group_proportion.tsv", ("subtypes",), None),
     "table_one": ("subtypes/table_one.html", ("subtypes",), None),

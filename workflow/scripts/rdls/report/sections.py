@@ -518,6 +518,7 @@ def assignment_html(files: Files, config: Mapping) -> str:
         }
         caption = captions.classifier(config)
         parts.append(table(summary, caption=caption, columns=columns, source=_src("classifier_cv")))
+    parts.append(calibration_html(files, config))
     agreement = files.table("agreement")
     if agreement is not None:
         columns = {
@@ -565,6 +566,67 @@ def _notes(frame: pd.DataFrame | None) -> list[str]:
     if frame is None or "note" not in frame.columns:
         return []
     return list(dict.fromkeys(n for n in frame["note"].dropna().astype(str) if n.strip()))
+
+
+def calibration_html(files: Files, config: Mapping) -> str:
+    """The assignment probabilities' calibration (out of fold in training: Brier score,
+    log-loss, ECE before and after), the subjects flagged uncertain in each cohort, and the
+    reliability diagram. Empty without a fitted classifier (its notice says why)."""
+    calibration = files.table("classifier_calibration")
+    if calibration is None or "stage" not in calibration.columns:
+        return missing("calibration (results/subtypes/classifier/calibration.tsv)")
+    stages = calibration.dropna(subset=["stage"]).set_index("stage")
+    if not {"uncalibrated", "calibrated"} <= set(stages.index):
+        return ""
+    before, after = stages.loc["uncalibrated"], stages.loc["calibrated"]
+    method = str(after["method"])
+    how = {
+        "temperature": f"temperature scaling (T = {fmt_num(after['temperature'])}; above 1 the "
+        "classifier was overconfident)",
+        "none": "no calibration (the classifier's own probabilities)",
+    }.get(method, f"{method} calibration (one map per subtype)")
+    threshold = fmt_num(after["min_confidence"])
+    parts = [
+        paragraph(
+            f"Assignment probabilities: {how}, fitted on the {after['classifier']} "
+            f"classifier's out-of-fold scores in the {fmt_num(after['folds'])} training folds. "
+            "Out of fold (each fold mapped by a calibration fitted without it), before \u2192 "
+            f"after: Brier score {fmt_fixed(before['brier'])} \u2192 {fmt_fixed(after['brier'])} "
+            f"(0 is perfect, 2 the worst), log-loss {fmt_fixed(before['log_loss'])} \u2192 "
+            f"{fmt_fixed(after['log_loss'])}, expected calibration error "
+            f"{fmt_fixed(before['ece'])} \u2192 {fmt_fixed(after['ece'])}; mean confidence "
+            f"{fmt_fixed(after['mean_confidence'])} for an accuracy of "
+            f"{fmt_fixed(after['accuracy'])}. {fmt_num(after['n_uncertain'])} of "
+            f"{fmt_num(after['n'])} training subjects fall below min_confidence {threshold} "
+            f"out of fold; {fmt_pct(after['accuracy_uncertain'])} of them were assigned their "
+            f"consensus subtype, against {fmt_pct(after['accuracy_confident'])} of the others."
+        )
+    ]
+    assignments = files.table("assignments")
+    if assignments is not None and {"uncertain", "cohort"} <= set(assignments.columns):
+        flagged = assignments.assign(flagged=_is_true(assignments["uncertain"]))
+        counts = flagged.groupby("cohort").agg(
+            subjects=("flagged", "size"),
+            uncertain=("flagged", "sum"),
+            median_confidence=("confidence", "median"),
+        )
+        counts = counts.reindex(cohort_order(counts.index)).reset_index()
+        counts["share"] = counts["uncertain"] / counts["subjects"]
+        columns = {
+            "cohort": "Cohort",
+            "subjects": "Subjects",
+            "uncertain": "Uncertain",
+            "share": Column("Share", fmt_pct),
+            "median_confidence": "Median confidence",
+        }
+        caption = (
+            f"Subjects flagged uncertain (confidence below {threshold}): the classifier's "
+            "calibrated probability of the assigned subtype; in training, where subtypes come "
+            "from consensus clustering, the subject's item consensus."
+        )
+        parts.append(table(counts, caption=caption, columns=columns, source=_src("assignments")))
+    parts.append(figure(files.path("classifier_reliability"), captions.reliability(config)))
+    return "".join(parts)
 
 
 def subtype_counts(assignments: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
