@@ -53,6 +53,7 @@ def test_stability_filter_keeps_exactly_the_stable_features(tiny_run):
 
 def test_combat_keeps_the_reference_centre_and_hides_the_centre(tiny_run):
     report = pd.read_csv(tiny_run / "results/imaging/harmonisation.tsv", sep="\t")
+    report = report[report["cohort"] == "all"]
     radiomics = report.set_index("family").loc["radiomics"]
     assert radiomics["method"] == "combat"
     assert (
@@ -68,6 +69,38 @@ def test_combat_keeps_the_reference_centre_and_hides_the_centre(tiny_run):
     np.testing.assert_allclose(
         after.loc[at_reference, columns], before.loc[at_reference, columns], rtol=1e-9
     )
+
+
+def test_the_saved_harmonisation_rests_on_training_and_reproduces_the_tables(tiny_run):
+    from rdls.imaging.harmonise import ComBatModel
+
+    report = pd.read_csv(tiny_run / "results/imaging/harmonisation.tsv", sep="\t")
+    report = report.set_index(["family", "cohort"])
+    for family in FAMILIES:
+        model = ComBatModel.load(tiny_run / f"results/imaging/harmonisation/{family}.json")
+        after = features(tiny_run, family)
+        before = features(tiny_run, family, harmonised=False)
+        training = before.index[before["cohort"] == "training"]
+        # Fitted on the training cohort only; the external and biological centres (C, D),
+        # which training lacks, estimated from their own subjects.
+        fits = model.centres
+        assert {c: f.source for c, f in fits.items()} == {
+            model.reference: "reference",
+            ({"A", "B"} - {model.reference}).pop(): "training",
+            "C": "own_images",
+            "D": "own_images",
+        }
+        for centre in ("A", "B"):
+            assert fits[centre].subjects == (before.loc[training, "centre"] == centre).sum()
+        assert fits["C"].subjects == (before["centre"] == "C").sum()
+        assert model.inmoose_deviation < 1e-8
+        # The saved model alone gives the run's harmonised table.
+        columns = [c for c in after.columns if c not in ("cohort", "centre")]
+        applied = model.apply(before.drop(columns=["cohort", "centre"]), before["centre"])
+        np.testing.assert_allclose(applied.loc[after.index, columns], after[columns], atol=1e-9)
+        assert report.loc[(family, "external_validation"), "estimated_from_own_images"] == (
+            f"C ({fits['C'].subjects})"
+        )
 
 
 def test_encoder_logs_its_training_and_saves_curve_and_checkpoint(tiny_run):

@@ -12,6 +12,7 @@ import rdls.compare
 import rdls.demo
 import rdls.errors
 import rdls.imaging.encoder
+import rdls.imaging.harmonise
 import rdls.imaging.shards
 import rdls.predict.sheet
 import rdls.report.inputs
@@ -59,6 +60,14 @@ if config["imaging"]["activate"] and COHORT.mri.empty:
 rdls.imaging.encoder.check_patch_fits(
     config["imaging"]["encoder"]["patch_voxels"], config["imaging"]["preprocess"]["crop_voxels"]
 )
+if IMAGING:
+    # A centre absent from training is harmonised from its own images: refuse a small one now.
+    rdls.imaging.harmonise.check_unseen_centres(
+        COHORT.subjects,
+        with_mri=COHORT.mri["subject_id"],
+        settings=config["imaging"]["harmonisation"],
+        source=SHEETS["subjects"],
+    )
 ALLOW_EXCLUSIONS = config["qc"]["allow_exclusions"]
 # Shard of every subject with an MRI: a stable hash of its ID within its cohort.
 MRI_SHARD_OF = rdls.imaging.shards.assign_shards(
@@ -391,15 +400,11 @@ def predict_sheet_inputs(wildcards):
     }
 
 
-def predict_feature_tables():
-    """The run's feature tables of the subtype families, after and before harmonisation."""
-    tables = subtype_feature_tables()
+def predict_harmonisation_models():
+    """The run's saved ComBat model of each subtype family, by family name."""
     return {
-        **tables,
-        **{
-            f"{family}_unharmonised": f"results/imaging/features/unharmonised/{family}.parquet"
-            for family in tables
-        },
+        family: f"results/imaging/harmonisation/{family}.json"
+        for family in config["subtypes"]["families"]
     }
 
 

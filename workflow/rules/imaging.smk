@@ -203,7 +203,12 @@ if IMAGING:
             "../scripts/imaging_stability.py"
 
     rule imaging_features:
-        """One table per feature family for all subjects: harmonised, stable features."""
+        """One table per feature family for all subjects: harmonised, stable features.
+
+        ComBat is fitted on the training cohort and saved per family; every other subject is
+        mapped with the saved parameters, and a centre absent from training is estimated
+        from its own subjects' features.
+        """
         input:
             **imaging_stability_tables(),
             subjects=SHEETS["subjects"],
@@ -216,6 +221,8 @@ if IMAGING:
             deep="results/imaging/features/deep.parquet",
             radiomics_unharmonised="results/imaging/features/unharmonised/radiomics.parquet",
             deep_unharmonised="results/imaging/features/unharmonised/deep.parquet",
+            radiomics_model="results/imaging/harmonisation/radiomics.json",
+            deep_model="results/imaging/harmonisation/deep.json",
             harmonisation=report(
                 "results/imaging/harmonisation.tsv",
                 caption="../report/imaging_features.rst",

@@ -1,10 +1,11 @@
 """Scoring new subjects with the locked models (DESIGN.md: predict).
 
 `snakemake predict --config predict='{subjects: new.tsv}'` runs the run's imaging steps on the
-subjects of that sheet and applies, unchanged, everything the run fitted: the ComBat map of
-each centre, the stability filter, the subtype feature selection and classifier, the RRS with
-its cut-off and the clinical + RRS model. It never retrains: the locked files are inputs, so
-the run's own rules make them first where they are missing.
+subjects of that sheet and applies, unchanged, everything the run fitted and saved: the ComBat
+model of each family (a centre the run did not have is estimated from the sheet's subjects at
+it), the stability filter, the subtype feature selection and classifier, the RRS with its
+cut-off and the clinical + RRS model. It never retrains: the saved files are inputs, so the
+run's own rules make them first where they are missing.
 """
 
 if SUBTYPES:
@@ -13,9 +14,8 @@ if SUBTYPES:
         """Subtype, confidence, RRS, risk group and recurrence probability of new subjects."""
         input:
             unpack(predict_sheet_inputs),
-            **predict_feature_tables(),
+            **predict_harmonisation_models(),
             **predict_survival_models(),
-            harmonisation="results/imaging/harmonisation.tsv",
             selection="results/subtypes/features/selection.json",
             classifier="results/subtypes/classifier/model.joblib",
             checkpoint="results/imaging/encoder/encoder.pt",
@@ -24,6 +24,7 @@ if SUBTYPES:
                 "predict.steps",
                 "predict.sheet",
                 "predict.harmonise",
+                "imaging.harmonise",
                 "imaging.steps",
                 "subtypes.selection",
                 "subtypes.classifier",
@@ -38,7 +39,7 @@ if SUBTYPES:
                 category="Prediction",
                 labels={"table": "new subjects scored with the locked models"},
             ),
-            harmonisation="results/predict/harmonisation_maps.tsv",
+            harmonisation="results/predict/harmonisation.tsv",
             work=directory("results/predict/work"),
         log:
             "logs/predict/score.log",
@@ -55,6 +56,7 @@ if SUBTYPES:
             imaging={key: config["imaging"][key] for key in ("ingest", "preprocess", "encoder")},
             allow_exclusions=ALLOW_EXCLUSIONS,
             unseen_centre=PREDICT["unseen_centre"],
+            min_subjects_per_centre=config["imaging"]["harmonisation"]["min_subjects_per_centre"],
             seed=config["seed"],
         script:
             "../scripts/predict_score.py"

@@ -17,6 +17,7 @@ assemble_features(
     seed=snakemake.params.seed,
     out_features={f: snakemake.output[f] for f in families},
     out_unharmonised={f: snakemake.output[f"{f}_unharmonised"] for f in families},
+    out_models={f: snakemake.output[f"{f}_model"] for f in families},
     out_exclusions=snakemake.output.exclusions,
     out_harmonisation=snakemake.output.harmonisation,
 )

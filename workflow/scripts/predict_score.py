@@ -8,9 +8,7 @@ families = snakemake.params.families
 predict_step(
     sheet=snakemake.input.sheet,
     covariates=snakemake.params.covariates,
-    harmonised={family: snakemake.input[family] for family in families},
-    unharmonised={family: snakemake.input[f"{family}_unharmonised"] for family in families},
-    harmonisation_report=snakemake.input.harmonisation,
+    harmonisation={family: snakemake.input[family] for family in families},
     selection=snakemake.input.selection,
     classifier=snakemake.input.classifier,
     checkpoint=snakemake.input.checkpoint,
@@ -20,6 +18,7 @@ predict_step(
     imaging=snakemake.params.imaging,
     allow_exclusions=snakemake.params.allow_exclusions,
     unseen_centre=snakemake.params.unseen_centre,
+    min_subjects_per_centre=snakemake.params.min_subjects_per_centre,
     seed=snakemake.params.seed,
     out_predictions=snakemake.output.predictions,
     out_harmonisation=snakemake.output.harmonisation,

@@ -120,6 +120,7 @@ def test_assembled_tables_list_exclusions_and_join_the_families(shard, tmp_path)
         seed=1,
         out_features=out,
         out_unharmonised=raw,
+        out_models={f: tmp_path / f"{f}.json" for f in ("radiomics", "deep")},
         out_exclusions=tmp_path / "exclusions.tsv",
         out_harmonisation=tmp_path / "harmonisation.tsv",
     )

@@ -24,6 +24,8 @@ IMAGING = {"ingest": {}, "preprocess": PREPROCESS, "encoder": ENCODER}
 SELECTION = {"prognostic_filter": False, "max_abs_correlation": 0.95,
              "near_constant_fraction": 0.95, "family_weighting": "equal"}  # fmt: skip
 SEED = 3
+HARMONISATION = {"method": "combat", "reference_centre": None, "min_subjects_per_centre": 3,
+                 "unseen_centre": "error"}  # fmt: skip
 HORIZON = 24.0
 PARAMS = """\
 setting:
@@ -129,16 +131,18 @@ def mini_run(tmp_path_factory) -> MiniRun:
     families = ("radiomics", "deep")
     harmonised = {f: run / "features" / f"{f}.parquet" for f in families}
     unharmonised = {f: run / "features" / "unharmonised" / f"{f}.parquet" for f in families}
+    models = {f: run / "harmonisation" / f"{f}.json" for f in families}
     assemble_features(
         subjects_sheet=sheet,
         status_tables=[run / "ingested.tsv", run / "crops.tsv", run / "radiomics.tsv"],
         radiomics=[run / "radiomics.parquet"],
         deep=[run / "deep.parquet"],
         icc_tables=None,
-        harmonisation={"method": "combat", "reference_centre": None},
+        harmonisation=HARMONISATION,
         seed=SEED,
         out_features=harmonised,
         out_unharmonised=unharmonised,
+        out_models=models,
         out_exclusions=run / "exclusions.tsv",
         out_harmonisation=run / "harmonisation.tsv",
     )
@@ -181,9 +185,7 @@ def mini_run(tmp_path_factory) -> MiniRun:
         root=root,
         subjects=subjects,
         paths={
-            "harmonised": harmonised,
-            "unharmonised": unharmonised,
-            "harmonisation_report": run / "harmonisation.tsv",
+            "harmonisation": models,
             "selection": run / "selection.json",
             "classifier": run / "classifier.joblib",
             "checkpoint": run / "encoder.pt",

@@ -16,10 +16,11 @@ from rdls.predict.steps import PREDICTION_COLUMNS, predict_step
 from rdls.subtypes.classifier import assign
 from rdls.survival.compare import risk_at
 
-from .conftest import COVARIATES, HORIZON, IMAGING, SEED
+from .conftest import COVARIATES, HARMONISATION, HORIZON, IMAGING, SEED
 
 
-def _predict(run, sheet, tmp_path, *, allow_exclusions=False, unseen_centre="error"):
+def _predict(run, sheet, tmp_path, *, allow_exclusions=False, unseen_centre="error",
+             min_subjects=HARMONISATION["min_subjects_per_centre"]):  # fmt: skip
     return predict_step(
         sheet=sheet,
         covariates=COVARIATES,
@@ -27,6 +28,7 @@ def _predict(run, sheet, tmp_path, *, allow_exclusions=False, unseen_centre="err
         imaging=IMAGING,
         allow_exclusions=allow_exclusions,
         unseen_centre=unseen_centre,
+        min_subjects_per_centre=min_subjects,
         seed=SEED,
         out_predictions=tmp_path / "predictions.tsv",
         out_harmonisation=tmp_path / "maps.tsv",
@@ -67,12 +69,28 @@ def test_new_subjects_get_the_subtypes_scores_and_risks_the_run_gave_them(mini_r
     np.testing.assert_allclose(saved[probabilities].sum(axis=1), 1.0)
 
 
-def test_the_recovered_harmonisation_is_exact_on_the_run(scored):
+def test_predict_reads_the_saved_models_and_harmonises_as_the_run_did(mini_run, scored):
+    """The new subjects' harmonised features are the run's, from the saved files alone."""
+    from rdls.imaging.harmonise import ComBatModel
+    from rdls.predict.harmonise import harmonise_new_subjects
+
     _, out = scored
-    maps = pd.read_csv(out / "maps.tsv", sep="\t")
-    assert set(maps["family"]) == {"radiomics", "deep"} and set(maps["centre"]) == set("ABC")
-    assert maps["relative_residual"].max() < 1e-9
-    assert set(maps["kind"]) <= {"fitted", "identity"}
+    ids = mini_run.external()["subject_id"].tolist()
+    centre = mini_run.subjects.set_index("subject_id")["centre"]
+    plan = pd.read_csv(out / "maps.tsv", sep="\t")
+    assert set(plan["family"]) == {"radiomics", "deep"} and set(plan["centre"]) == set("AB") | {"C"}
+    assert set(plan["harmonisation"]) == {"reference", "training"}
+    for family, path in mini_run.paths["harmonisation"].items():
+        # What predict extracted from the images, harmonised with the saved model ...
+        extracted = pd.read_parquet(out / "work" / f"{family}.parquet").set_index("subject_id")
+        again, notes = harmonise_new_subjects(
+            ComBatModel.load(path), extracted, centre, min_subjects=3
+        )
+        # ... is what the run's table holds for them, feature for feature.
+        run = pd.read_parquet(mini_run.root / "run" / "features" / f"{family}.parquet")
+        run = run.set_index("subject_id").loc[ids].drop(columns=["cohort", "centre"])
+        np.testing.assert_allclose(again.loc[ids, run.columns], run, rtol=0, atol=1e-9)
+        assert (notes == "").all()
 
 
 def test_a_missing_covariate_column_is_refused_naming_it(mini_run, tmp_path):
@@ -102,17 +120,43 @@ def test_a_level_unknown_to_training_is_refused(mini_run, tmp_path):
         _predict(mini_run, mini_run.write_sheet(rows), tmp_path)
 
 
-def test_an_unseen_centre_is_refused_or_left_unharmonised_when_asked(mini_run, tmp_path):
+def test_a_small_unseen_centre_is_refused_or_left_unharmonised_when_asked(mini_run, tmp_path):
     rows = mini_run.sheet_rows(mini_run.external()).reset_index(drop=True).iloc[:2]
     rows.loc[1, "centre"] = "Z"
     sheet = mini_run.write_sheet(rows)
-    with pytest.raises(InputError, match=r"row 2 .*column 'centre': centre 'Z' did not occur.*"
-                       r"centres: A, B, C.*predict.unseen_centre: reference"):  # fmt: skip
+    with pytest.raises(InputError, match=r"row 2 .*column 'centre': centre 'Z' is not in the run's "
+                       r"saved harmonisation \(centres A, B, C\) and has 1 subject\(s\) in the "
+                       r"sheet, fewer than imaging.harmonisation.min_subjects_per_centre \(3\).*"
+                       r"predict.unseen_centre: unharmonised"):  # fmt: skip
         _predict(mini_run, sheet, tmp_path)
-    table = _predict(mini_run, sheet, tmp_path, unseen_centre="reference").set_index("subject_id")
+    assert not (tmp_path / "work").exists()  # refused before any image was read
+    for option in ("unharmonised", "reference"):  # reference: the option's earlier name
+        table = _predict(mini_run, sheet, tmp_path, unseen_centre=option).set_index("subject_id")
+        assert (table["status"] == "ok").all() and table["subtype"].notna().all()
+        assert table["note"].iloc[0] == ""  # nothing unusual at a known centre
+        assert "left unharmonised, as if at the reference centre A" in table["note"].iloc[1]
+    plan = pd.read_csv(tmp_path / "maps.tsv", sep="\t").set_index(["family", "centre"])
+    assert plan.loc[("radiomics", "Z"), "harmonisation"] == "unharmonised"
+
+
+def test_a_large_enough_unseen_centre_is_estimated_from_the_sheets_subjects(mini_run, tmp_path):
+    from rdls.imaging.harmonise import ComBatModel, estimate_centre
+
+    rows = mini_run.sheet_rows(mini_run.external()).reset_index(drop=True)
+    rows.loc[:2, "centre"] = "Z"  # three subjects: min_subjects_per_centre
+    sheet = mini_run.write_sheet(rows)
+    table = _predict(mini_run, sheet, tmp_path).set_index("subject_id")
     assert (table["status"] == "ok").all() and table["subtype"].notna().all()
-    assert table["note"].iloc[0] == ""  # nothing unusual at a known centre
-    assert "left unharmonised" in table["note"].iloc[1]
+    z = rows.loc[:2, "subject_id"].tolist()
+    assert table.loc[z, "note"].str.contains("estimated from the predict sheet's 3 subjects").all()
+    plan = pd.read_csv(tmp_path / "maps.tsv", sep="\t").set_index(["family", "centre"])
+    assert plan.loc[("deep", "Z"), ["harmonisation", "estimated_from"]].tolist() == [
+        "predict_sheet", 3]  # fmt: skip
+    # The estimate is the one a run would make from these subjects' own features.
+    model = ComBatModel.load(mini_run.paths["harmonisation"]["deep"])
+    extracted = pd.read_parquet(tmp_path / "work" / "deep.parquet").set_index("subject_id")
+    fit = estimate_centre(model, extracted.loc[z])
+    assert fit.subjects == 3 and np.all(np.isfinite(fit.gamma)) and np.all(fit.delta > 0)
 
 
 def test_an_unreadable_image_stops_naming_row_and_file_or_is_excluded(mini_run, tmp_path):

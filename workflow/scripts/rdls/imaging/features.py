@@ -133,7 +133,7 @@ def _perturbed_readings(task: dict) -> dict:
 def assemble_features(
     *, subjects_sheet, status_tables, radiomics, deep, icc_tables: dict | None,
     harmonisation: dict, seed: int, out_features: dict, out_unharmonised: dict,
-    out_exclusions, out_harmonisation,
+    out_models: dict, out_exclusions, out_harmonisation,
 ) -> None:  # fmt: skip
     """Join the shards into one table per family, harmonise, filter and list exclusions.
 
@@ -148,12 +148,19 @@ def assemble_features(
     icc_tables : dict or None
         ``{family: path}`` of the stability tables; ``None`` keeps every feature.
     harmonisation : dict
-        ``method`` (``"combat"`` or ``"none"``) and ``reference_centre`` (``None`` for the
-        training cohort's largest centre).
+        The config's ``imaging.harmonisation`` block: ``method`` (``combat`` or ``none``),
+        ``reference_centre`` (``None`` for the training cohort's largest),
+        ``min_subjects_per_centre`` and ``unseen_centre``
+        (:func:`rdls.imaging.harmonise.harmonise_cohort`).
     out_features, out_unharmonised : dict
         ``{family: path}`` of the final and of the unharmonised tables.
+    out_models : dict
+        ``{family: path}`` of the saved ComBat models (JSON,
+        :class:`rdls.imaging.harmonise.ComBatModel`): what ``predict`` applies.
+    out_harmonisation : path
+        One row per family and cohort (:func:`harmonisation_report`).
     """
-    from rdls.imaging.harmonise import centre_predictability, combat, reference_centre
+    from rdls.imaging.harmonise import harmonise_cohort
 
     subjects = pd.read_csv(subjects_sheet, sep="\t", dtype=str, keep_default_na=False)
     subjects = subjects.set_index("subject_id")[["cohort", "centre"]]
@@ -169,20 +176,19 @@ def assemble_features(
     complete -= set(excluded["subject_id"])
     report = []
     for family in FAMILIES:
-        table = tables[family].loc[sorted(complete)]
-        meta = subjects.loc[table.index]
-        _write_features(table, meta, out_unharmonised[family])
-        method = harmonisation["method"]
-        before = centre_predictability(table, meta["centre"], seed=seed)
-        notes = []
-        if method == "combat":
-            reference = harmonisation.get("reference_centre") or reference_centre(
-                meta["centre"], meta["cohort"]
-            )
-            table, notes = combat(table, meta["centre"], reference=reference)
-        else:
-            reference = ""
-        after = centre_predictability(table, meta["centre"], seed=seed)
+        unharmonised = tables[family].loc[sorted(complete)]
+        meta = subjects.loc[unharmonised.index]
+        _write_features(unharmonised, meta, out_unharmonised[family])
+        table, model = harmonise_cohort(
+            unharmonised,
+            meta,
+            family=family,
+            method=harmonisation["method"],
+            reference=harmonisation.get("reference_centre"),
+            min_subjects_per_centre=int(harmonisation.get("min_subjects_per_centre", 20)),
+            unseen_centre=harmonisation.get("unseen_centre", "error"),
+        )
+        model.save(out_models[family])
         kept_columns = list(table.columns)
         if icc_tables:
             icc = pd.read_csv(icc_tables[family], sep="\t")
@@ -194,24 +200,16 @@ def assemble_features(
                     f"({icc_tables[family]}); lower imaging.stability.icc_threshold"
                 )
         _write_features(table[kept_columns], meta, out_features[family])
-        report.append(
-            {
-                "family": family,
-                "subjects": len(table),
-                "features_in": table.shape[1],
-                "features_stable": len(kept_columns),
-                "method": method,
-                "reference_centre": reference,
-                "centres": meta["centre"].nunique(),
-                "centre_balanced_accuracy_before": before,
-                "centre_balanced_accuracy_after": after,
-                "chance": 1.0 / max(1, meta["centre"].nunique()),
-                "notes": "; ".join(notes),
-            }
-        )
+        rows = harmonisation_report(unharmonised, table, meta, model, seed=seed)
+        rows.insert(list(rows.columns).index("features_in") + 1, "features_stable",
+                    len(kept_columns))  # fmt: skip
+        report.append(rows)
+        overall = rows.iloc[0]
         log.info("%s: %d subjects, %d of %d features kept; centre predictability %.3f -> %.3f",
-                 family, len(table), len(kept_columns), table.shape[1], before, after)  # fmt: skip
-    pd.DataFrame(report).to_csv(out_harmonisation, sep="\t", index=False)
+                 family, len(table), len(kept_columns), table.shape[1],
+                 overall["centre_balanced_accuracy_before"],
+                 overall["centre_balanced_accuracy_after"])  # fmt: skip
+    pd.concat(report, ignore_index=True).to_csv(out_harmonisation, sep="\t", index=False)
     exclusions = pd.DataFrame(
         {
             "item_id": excluded["subject_id"],
@@ -222,6 +220,69 @@ def assemble_features(
         columns=EXCLUSION_COLUMNS,
     )
     exclusions.to_csv(out_exclusions, sep="\t", index=False)
+
+
+def harmonisation_report(
+    before: pd.DataFrame, after: pd.DataFrame, meta: pd.DataFrame, model, *, seed: int
+) -> pd.DataFrame:
+    """How predictable the centre is before and after harmonisation, overall and per cohort.
+
+    One row for all subjects (``cohort`` ``all``), then one per cohort: the training cohort
+    alone, every other cohort pooled with the training cohort (so that a validation centre
+    is told apart from the training centres it should now resemble). ``subjects`` and
+    ``centres`` count the cohort's own; the last columns list its centres by how they were
+    harmonised, each with the subjects its estimate rests on: fitted in training (the
+    reference first), estimated from the centre's own images, or left unharmonised.
+    """
+    from rdls.imaging.harmonise import COHORT_ORDER, TRAINING, centre_predictability
+
+    present = set(meta["cohort"])
+    cohorts = [c for c in COHORT_ORDER if c in present] + sorted(present - set(COHORT_ORDER))
+    rows = []
+    for scope in ["all", *cohorts]:
+        own = meta.index if scope == "all" else meta.index[meta["cohort"] == scope]
+        pooled = own
+        if scope not in ("all", TRAINING):
+            pooled = own.union(meta.index[meta["cohort"] == TRAINING], sort=False)
+        centre = meta.loc[pooled, "centre"]
+        rows.append(
+            {
+                "family": model.family,
+                "cohort": scope,
+                "subjects": len(own),
+                "features_in": before.shape[1],
+                "method": model.method,
+                "reference_centre": model.reference,
+                "centres": meta.loc[own, "centre"].nunique(),
+                "centre_balanced_accuracy_before": centre_predictability(
+                    before.loc[pooled], centre, seed=seed
+                ),
+                "centre_balanced_accuracy_after": centre_predictability(
+                    after.loc[pooled], centre, seed=seed
+                ),
+                "chance": 1.0 / max(1, centre.nunique()),
+                **_centres_by_source(model, meta.loc[own, "centre"]),
+                "notes": "; ".join(model.notes),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _centres_by_source(model, centre: pd.Series) -> dict[str, str]:
+    """The centres of ``centre`` listed by how ``model`` harmonises them."""
+    from rdls.imaging.harmonise import FITTED, OWN_IMAGES, REFERENCE, UNHARMONISED
+
+    lists = {"fitted_in_training": [], "estimated_from_own_images": [], "unharmonised": []}
+    if model.method != "combat":
+        return {column: "" for column in lists}
+    column_of = {REFERENCE: "fitted_in_training", FITTED: "fitted_in_training",
+                 OWN_IMAGES: "estimated_from_own_images", UNHARMONISED: "unharmonised"}  # fmt: skip
+    # The reference first, then by name.
+    for name in sorted(set(centre), key=lambda c: (c != model.reference, c)):
+        fit = model.centres[name]
+        label = "reference, " if fit.source == REFERENCE else ""
+        lists[column_of[fit.source]].append(f"{name} ({label}{fit.subjects})")
+    return {column: ", ".join(names) for column, names in lists.items()}
 
 
 def _concat(paths) -> pd.DataFrame:

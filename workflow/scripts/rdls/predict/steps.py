@@ -20,7 +20,14 @@ import pandas as pd
 
 from rdls.compare import NO_STRUCTURE
 from rdls.errors import InputError, QCFailure
-from rdls.predict.harmonise import LockedHarmonisation, recover_harmonisation
+from rdls.imaging.harmonise import ComBatModel
+from rdls.predict.harmonise import (
+    centre_plan,
+    harmonise_new_subjects,
+    load_models,
+    new_centre_problem,
+    small_new_centres,
+)
 from rdls.predict.sheet import ingest_rows, read_predict_sheet, where
 
 log = logging.getLogger(__name__)
@@ -38,7 +45,7 @@ class LockedModels:
     Attributes
     ----------
     harmonisation : dict
-        Family -> :class:`rdls.predict.harmonise.LockedHarmonisation`.
+        Family -> the run's saved :class:`rdls.imaging.harmonise.ComBatModel`.
     selection : rdls.subtypes.selection.FeatureSelection
         The subtype features, training mean and scale.
     family_of, family_weights : dict
@@ -53,7 +60,7 @@ class LockedModels:
         :func:`rdls.survival.steps.compare_step` wrote it; None without survival.
     """
 
-    harmonisation: dict[str, LockedHarmonisation]
+    harmonisation: dict[str, ComBatModel]
     selection: object
     family_of: dict[str, str]
     family_weights: dict[str, float]
@@ -90,20 +97,16 @@ class LockedModels:
 
 def load_locked(
     *,
-    harmonised: Mapping[str, str | Path],
-    unharmonised: Mapping[str, str | Path],
-    harmonisation_report: str | Path,
+    harmonisation: Mapping[str, str | Path],
     selection: str | Path,
     classifier: str | Path,
     rrs_model: str | Path | None = None,
     clinical_models: str | Path | None = None,
 ) -> LockedModels:
-    """Read the run's locked models, and recover its harmonisation from its feature tables.
+    """Read the models the run saved when it fitted them.
 
-    ``harmonised`` and ``unharmonised`` map each feature family to the run's tables
-    (``results/imaging/features/{family}.parquet`` and ``.../unharmonised/{family}.parquet``);
-    ``harmonisation_report`` is ``results/imaging/harmonisation.tsv`` (method and reference
-    centre per family).
+    ``harmonisation`` maps each feature family to the run's saved ComBat model
+    (``results/imaging/harmonisation/{family}.json``).
     """
     import joblib
 
@@ -113,26 +116,7 @@ def load_locked(
 
     chosen = json.loads(Path(selection).read_text())
     family_of = dict(chosen["family_of"])
-    report = pd.read_csv(harmonisation_report, sep="\t", keep_default_na=False)
-    report = report.set_index("family")
-    locked_harmonisation = {}
-    for family in sorted(set(family_of.values())):
-        if family not in harmonised or family not in unharmonised:
-            raise InputError(
-                f"the subtype features use the {family} family, but its feature tables were "
-                "not given; the config's subtypes.families must be the run's."
-            )
-        after = pd.read_parquet(harmonised[family]).set_index("subject_id")
-        before = pd.read_parquet(unharmonised[family]).set_index("subject_id")
-        row = report.loc[family] if family in report.index else None
-        locked_harmonisation[family] = recover_harmonisation(
-            before.drop(columns=["cohort", "centre"]),
-            after.drop(columns=["cohort", "centre"]),
-            after["centre"],
-            family=family,
-            method=str(row["method"]) if row is not None else "combat",
-            reference=str(row["reference_centre"]) if row is not None else "",
-        )
+    locked_harmonisation = load_models(harmonisation, sorted(set(family_of.values())))
     clinical = None
     if clinical_models is not None:
         data = json.loads(Path(clinical_models).read_text())
@@ -162,15 +146,21 @@ def load_locked(
 
 
 def check_subjects(
-    sheet: pd.DataFrame, locked: LockedModels, *, source: str | Path, unseen_centre: str
+    sheet: pd.DataFrame,
+    locked: LockedModels,
+    *,
+    source: str | Path,
+    unseen_centre: str,
+    min_subjects: int = 20,
 ) -> pd.DataFrame:
     """Refuse what the locked models cannot take, before any image is read.
 
     Checks that every covariate of the locked clinical model is a filled column, that each
     categorical covariate takes a level the training cohort had and each log2 covariate is
-    positive, and that every centre has a locked harmonisation (unless ``unseen_centre`` is
-    ``"reference"``). Returns the clinical design matrix (index ``subject_id``; no columns
-    without survival).
+    positive, and that every centre is in the run's saved harmonisation or has at least
+    ``min_subjects`` subjects in the sheet to estimate it from (unless ``unseen_centre`` is
+    ``"unharmonised"`` or ``"reference"``). Returns the clinical design matrix (index
+    ``subject_id``; no columns without survival).
 
     Raises
     ------
@@ -217,23 +207,15 @@ def check_subjects(
                         f"takes log2({column}). Correct the value, or leave the subject out."
                     )
     if unseen_centre == "error":
-        for family, harmonisation in locked.harmonisation.items():
-            if harmonisation.method == "none":
-                continue
-            known = set(harmonisation.centres)
-            for subject_id in frame.index[~frame["centre"].astype(str).isin(known)]:
-                problems.append(
-                    f"{where(sheet, subject_id, source)}, column 'centre': centre "
-                    f"{frame.loc[subject_id, 'centre']!r} did not occur in the cohort whose "
-                    f"{family} features the run harmonised (centres: "
-                    f"{', '.join(harmonisation.centres)}). ComBat estimates each centre's "
-                    "scanner shift from that centre's own subjects, so a new centre has no "
-                    "locked harmonisation. Spell the centre as in the subjects sheet if it is "
-                    "one of these; otherwise add subjects of that centre to the cohort and "
-                    "rerun the workflow, or set predict.unseen_centre: reference to score "
-                    f"them unharmonised, as if scanned at the reference centre "
-                    f"({harmonisation.reference})."
-                )
+        for model in locked.harmonisation.values():
+            centre = frame["centre"].astype(str)
+            small = small_new_centres(centre, model, min_subjects=min_subjects)
+            for name, ids in small.items():
+                problems += [
+                    f"{where(sheet, subject_id, source)}, column 'centre': "
+                    + new_centre_problem(name, len(ids), model, min_subjects=min_subjects)
+                    for subject_id in ids
+                ]
             break  # every family has the same centres
     if problems:
         raise InputError(
@@ -335,6 +317,7 @@ def score_subjects(
     locked: LockedModels,
     *,
     unseen_centre: str = "error",
+    min_subjects: int = 20,
 ) -> pd.DataFrame:
     """Apply every locked model to new subjects' unharmonised features.
 
@@ -348,7 +331,10 @@ def score_subjects(
     clinical_design : pandas.DataFrame
         The locked clinical design's columns for each subject (:func:`check_subjects`).
     locked : LockedModels
-    unseen_centre : {"error", "reference"}
+    unseen_centre : {"error", "unharmonised", "reference"}
+    min_subjects : int
+        A centre not in the run's saved harmonisation is estimated from these subjects at
+        it when there are at least this many (:mod:`rdls.predict.harmonise`).
 
     Returns
     -------
@@ -370,8 +356,12 @@ def score_subjects(
         ids = index if ids is None else ids.intersection(index, sort=False)
     harmonised, notes = [], pd.Series("", index=ids, dtype=object)
     for family in locked.families:
-        table, family_notes = locked.harmonisation[family].apply(
-            features[family].loc[ids], centre, unseen_centre=unseen_centre
+        table, family_notes = harmonise_new_subjects(
+            locked.harmonisation[family],
+            features[family].loc[ids],
+            centre,
+            min_subjects=min_subjects,
+            unseen_centre=unseen_centre,
         )
         harmonised.append(table)
         notes = notes.str.cat(family_notes, sep="; ").str.strip("; ")
@@ -410,9 +400,7 @@ def predict_step(
     *,
     sheet: str | Path,
     covariates: Sequence[str],
-    harmonised: Mapping[str, str | Path],
-    unharmonised: Mapping[str, str | Path],
-    harmonisation_report: str | Path,
+    harmonisation: Mapping[str, str | Path],
     selection: str | Path,
     classifier: str | Path,
     checkpoint: str | Path,
@@ -426,6 +414,7 @@ def predict_step(
     out_predictions: str | Path,
     out_harmonisation: str | Path,
     out_work: str | Path,
+    min_subjects_per_centre: int = 20,
 ) -> pd.DataFrame:
     """Score the subjects of the predict sheet with the run's locked models.
 
@@ -435,8 +424,7 @@ def predict_step(
         The predict sheet (:func:`rdls.predict.sheet.read_predict_sheet`).
     covariates : sequence of str
         The config's clinical covariates (checked again against the locked model's).
-    harmonised, unharmonised, harmonisation_report, selection, classifier, rrs_model,
-    clinical_models : paths
+    harmonisation, selection, classifier, rrs_model, clinical_models : paths
         What the run locked (:func:`load_locked`); ``rrs_model`` and ``clinical_models`` may
         be None when the survival branch does not run.
     checkpoint, params_file : path
@@ -447,33 +435,35 @@ def predict_step(
     allow_exclusions : bool
         A subject whose images fail QC is listed with its reason (true) or stops the job
         naming its row and file (false).
-    unseen_centre : {"error", "reference"}
-        What to do with a centre the run did not harmonise.
+    unseen_centre : {"error", "unharmonised", "reference"}
+        A centre not in the run's saved harmonisation and with fewer than
+        ``min_subjects_per_centre`` subjects in the sheet: stop, or score it unharmonised.
     seed : int
         The run's seed (the encoder's patches of a subject derive from it and its ID).
     out_predictions : path
         One row per subject (:data:`PREDICTION_COLUMNS`, with ``prob_<subtype>`` after
         ``confidence``).
     out_harmonisation : path
-        The recovered harmonisation maps (centre, feature, slope, intercept, residuals).
+        How each family and centre of the scored subjects was harmonised
+        (:func:`rdls.predict.harmonise.centre_plan`).
     out_work : path
         Folder for the new subjects' ingested images, crops and unharmonised features.
+    min_subjects_per_centre : int
+        Fewest subjects from which a centre not in the run's saved harmonisation is
+        estimated from its own images (``imaging.harmonisation.min_subjects_per_centre``,
+        whose default this is).
     """
     locked = load_locked(
-        harmonised=harmonised,
-        unharmonised=unharmonised,
-        harmonisation_report=harmonisation_report,
+        harmonisation=harmonisation,
         selection=selection,
         classifier=classifier,
         rrs_model=rrs_model,
         clinical_models=clinical_models,
     )
-    maps = pd.concat([h.maps for h in locked.harmonisation.values()], ignore_index=True)
-    Path(out_harmonisation).parent.mkdir(parents=True, exist_ok=True)
-    maps.to_csv(out_harmonisation, sep="\t", index=False)
     needed = list(dict.fromkeys([*covariates, *locked.covariates]))
     subjects = read_predict_sheet(sheet, covariates=needed)
-    design = check_subjects(subjects, locked, source=sheet, unseen_centre=unseen_centre)
+    design = check_subjects(subjects, locked, source=sheet, unseen_centre=unseen_centre,
+                            min_subjects=min_subjects_per_centre)  # fmt: skip
     log.info("%d subject(s) to score from %s", len(subjects), sheet)
     encoder = {k: v for k, v in imaging["encoder"].items() if k != "checkpoint"}
     features, status = extract_features(
@@ -501,6 +491,10 @@ def predict_step(
         )
     centre = subjects.set_index("subject_id")["centre"].astype(str)
     ok = status.loc[status["status"] == "ok", "subject_id"].tolist()
+    plan = [centre_plan(model, centre.loc[ok], min_subjects=min_subjects_per_centre)
+            for model in locked.harmonisation.values()]  # fmt: skip
+    Path(out_harmonisation).parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(plan, ignore_index=True).to_csv(out_harmonisation, sep="\t", index=False)
     scored = (
         score_subjects(
             {family: table.loc[ok] for family, table in features.items()},
@@ -508,6 +502,7 @@ def predict_step(
             design,
             locked,
             unseen_centre=unseen_centre,
+            min_subjects=min_subjects_per_centre,
         )
         if ok
         else pd.DataFrame()
