@@ -57,8 +57,8 @@ else:
 IMAGING = config["imaging"]["activate"] and not COHORT.mri.empty
 if config["imaging"]["activate"] and COHORT.mri.empty:
     print(f"imaging branch: the mri sheet ({SHEETS['mri']}) has no rows; skipped.", file=sys.stderr)
-rdls.imaging.encoder.check_patch_fits(
-    config["imaging"]["encoder"]["patch_voxels"], config["imaging"]["preprocess"]["crop_voxels"]
+rdls.imaging.encoder.check_context_fits(
+    config["imaging"]["encoder"]["context_voxels"], config["imaging"]["preprocess"]["crop_voxels"]
 )
 if IMAGING:
     # A centre absent from training is harmonised from its own images: refuse a small one now.

@@ -86,10 +86,10 @@ if IMAGING:
             "../scripts/mri_radiomics.py"
 
     rule mri_train_encoder:
-        """Self-supervised 3D encoder, trained by patch contrast on the training cohort."""
+        """Self-supervised 3D encoder, trained by whole-tumour contrast on the training cohort."""
         input:
             **encoder_training_inputs(),
-            code=rdls_sources("imaging.encoder", "imaging.steps"),
+            code=rdls_sources("imaging.encoder", "imaging._network", "imaging.steps"),
         output:
             checkpoint="results/imaging/encoder/encoder.pt",
             curve=report(
@@ -131,7 +131,7 @@ if IMAGING:
         input:
             crops="results/imaging/crops/{shard}.npz",
             checkpoint="results/imaging/encoder/encoder.pt",
-            code=rdls_sources("imaging.encoder", "imaging.steps"),
+            code=rdls_sources("imaging.encoder", "imaging._network", "imaging.steps"),
         output:
             features="results/imaging/embeddings/{shard}.parquet",
         log:
@@ -145,7 +145,6 @@ if IMAGING:
             runtime=30,
         params:
             settings={k: v for k, v in config["imaging"]["encoder"].items() if k != "checkpoint"},
-            seed=config["seed"],
         script:
             "../scripts/mri_embed.py"
 
@@ -179,7 +178,11 @@ if IMAGING:
             checkpoint="results/imaging/encoder/encoder.pt",
             params=config["imaging"]["radiomics"]["params"],
             code=rdls_sources(
-                "imaging.features", "imaging.stability", "imaging.radiomics", "imaging.encoder"
+                "imaging.features",
+                "imaging.stability",
+                "imaging.radiomics",
+                "imaging.encoder",
+                "imaging._network",
             ),
         output:
             radiomics="results/imaging/stability/radiomics_icc.tsv",

@@ -57,6 +57,5 @@ if SUBTYPES:
             allow_exclusions=ALLOW_EXCLUSIONS,
             unseen_centre=PREDICT["unseen_centre"],
             min_subjects_per_centre=config["imaging"]["harmonisation"]["min_subjects_per_centre"],
-            seed=config["seed"],
         script:
             "../scripts/predict_score.py"

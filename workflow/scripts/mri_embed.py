@@ -12,5 +12,4 @@ embed_shard(
     checkpoint=snakemake.input.checkpoint,
     out_features=snakemake.output.features,
     settings=snakemake.params.settings,
-    seed=snakemake.params.seed,
 )

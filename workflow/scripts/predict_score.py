@@ -19,7 +19,6 @@ predict_step(
     allow_exclusions=snakemake.params.allow_exclusions,
     unseen_centre=snakemake.params.unseen_centre,
     min_subjects_per_centre=snakemake.params.min_subjects_per_centre,
-    seed=snakemake.params.seed,
     out_predictions=snakemake.output.predictions,
     out_harmonisation=snakemake.output.harmonisation,
     out_work=snakemake.output.work,

@@ -16,25 +16,27 @@ import torch
 from rdls.errors import InputError
 from rdls.imaging.encoder import (
     EncoderSettings,
+    augmented_views,
     build_encoder,
-    cut_patch,
+    check_context_fits,
     embed,
     load_checkpoint,
     save_checkpoint,
     select_device,
     train_encoder,
+    within_context,
 )
 
 SETTINGS = EncoderSettings(
     widths=(4, 8, 8, 8),
-    patch_voxels=(16, 16, 4),
+    context_voxels=(4, 4, 1),
     epochs=2,
     batch_size=4,
-    patches_per_embedding=2,
     device="cpu",
 )
+# Tumour and margin means of stages 1-3 (8 + 8 + 8 channels) and the view's mean of stage 3.
+EMBEDDING_LENGTH = 2 * (8 + 8 + 8) + 8
 CROP_SHAPE = (2, 24, 24, 8)
-IDS = [f"S{i:02d}" for i in range(6)]
 
 
 def _crops(n: int = 6, seed: int = 0) -> np.ndarray:
@@ -144,10 +146,10 @@ def test_checkpoint_records_format_architecture_and_plain_settings(trained):
     checkpoint, _ = trained
 
     assert checkpoint["format"] == "rdls-encoder"
-    assert checkpoint["version"] == 1
+    assert checkpoint["version"] == 2
     assert checkpoint["seed"] == 1
     assert checkpoint["architecture"] == {"widths": [4, 8, 8, 8], "in_channels": 2}
-    assert checkpoint["settings"]["patch_voxels"] == [16, 16, 4]
+    assert checkpoint["settings"]["context_voxels"] == [4, 4, 1]
     assert all(t.device.type == "cpu" for t in checkpoint["state_dict"].values())
 
 
@@ -162,10 +164,13 @@ def test_training_on_one_crop_is_refused(crops):
 def test_embedding_is_deterministic_and_shaped(crops, trained):
     encoder = _frozen(trained[0]["state_dict"])
 
-    first = embed(encoder, crops, IDS, settings=SETTINGS, seed=5)
-    second = embed(encoder, crops, IDS, settings=SETTINGS, seed=5)
+    first = embed(encoder, crops, settings=SETTINGS)
+    second = embed(encoder, crops, settings=SETTINGS)
 
-    assert first.shape == (6, 8)
+    assert first.shape == (6, EMBEDDING_LENGTH) == (6, SETTINGS.embedding_length)
+    assert len(SETTINGS.feature_names()) == EMBEDDING_LENGTH
+    assert SETTINGS.feature_names()[0] == "deep_s1_tumour_000"
+    assert SETTINGS.feature_names()[-1] == "deep_s3_view_007"
     assert first.dtype == np.float64
     assert np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)
@@ -175,36 +180,47 @@ def test_embedding_is_deterministic_and_shaped(crops, trained):
 
 def test_subject_embedding_does_not_depend_on_its_company_or_order(crops, trained):
     encoder = _frozen(trained[0]["state_dict"])
-    everyone = embed(encoder, crops, IDS, settings=SETTINGS, seed=5)
+    everyone = embed(encoder, crops, settings=SETTINGS)
 
     picked = [4, 1, 3]
-    some = embed(encoder, crops[picked], [IDS[i] for i in picked], settings=SETTINGS, seed=5)
-    alone = embed(encoder, crops[2:3], [IDS[2]], settings=SETTINGS, seed=5)
+    some = embed(encoder, crops[picked], settings=SETTINGS)
+    alone = embed(encoder, crops[2:3], settings=SETTINGS)
 
-    np.testing.assert_array_equal(some, everyone[picked])
-    np.testing.assert_array_equal(alone[0], everyone[2])
+    # float32 convolutions over batches of another size sum in another order: ~1e-6 relative.
+    np.testing.assert_allclose(some, everyone[picked], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(alone[0], everyone[2], rtol=1e-5, atol=1e-8)
 
 
-def test_embedding_follows_the_subject_id_and_the_seed(crops, trained):
+def test_embedding_is_the_same_for_a_mirrored_tumour(crops, trained):
+    """The embedding averages the four in-plane mirror images: a mirrored crop gives the same."""
     encoder = _frozen(trained[0]["state_dict"])
-    base = embed(encoder, crops[:1], ["S00"], settings=SETTINGS, seed=5)
+    base = embed(encoder, crops[:2], settings=SETTINGS)
+    mirrored = embed(encoder, np.ascontiguousarray(crops[:2, :, ::-1]), settings=SETTINGS)
+    np.testing.assert_allclose(mirrored, base, rtol=1e-5, atol=1e-7)
 
-    renamed = embed(encoder, crops[:1], ["another-id"], settings=SETTINGS, seed=5)
-    reseeded = embed(encoder, crops[:1], ["S00"], settings=SETTINGS, seed=6)
 
-    # Another ID or seed draws other patches of the same tumour: a different average.
-    assert not np.array_equal(base, renamed)
-    assert not np.array_equal(base, reseeded)
+def test_embedding_ignores_tissue_beyond_the_context_band(crops, trained):
+    encoder = _frozen(trained[0]["state_dict"])
+    changed = crops[:1].copy()
+    changed[0, 0, 0, 0, :] += 5.0  # a corner row, far from the tumour (centre 8-16)
+    np.testing.assert_array_equal(
+        embed(encoder, changed, settings=SETTINGS), embed(encoder, crops[:1], settings=SETTINGS)
+    )
+    near = crops[:1].copy()
+    near[0, 0][crops[0, 1] > 0.5] += 0.5  # the tumour's own signal
+    assert not np.allclose(
+        embed(encoder, near, settings=SETTINGS), embed(encoder, crops[:1], settings=SETTINGS)
+    )
 
 
 def test_saved_and_loaded_checkpoint_embeds_identically(crops, trained, checkpoint_path):
-    before = embed(_frozen(trained[0]["state_dict"]), crops, IDS, settings=SETTINGS, seed=5)
+    before = embed(_frozen(trained[0]["state_dict"]), crops, settings=SETTINGS)
 
     loaded = load_checkpoint(checkpoint_path, settings=SETTINGS)
 
     assert not loaded.training
     assert not any(p.requires_grad for p in loaded.parameters())
-    np.testing.assert_array_equal(embed(loaded, crops, IDS, settings=SETTINGS, seed=5), before)
+    np.testing.assert_array_equal(embed(loaded, crops, settings=SETTINGS), before)
 
 
 def test_bare_state_dict_of_the_same_network_loads(crops, trained, tmp_path):
@@ -317,7 +333,7 @@ def test_rdls_checkpoint_of_other_widths_loads_to_something_the_settings_can_emb
     except InputError as error:
         assert str(checkpoint_path) in str(error)
         return
-    vectors = embed(encoder, crops, IDS, settings=wider, seed=5)
+    vectors = embed(encoder, crops, settings=wider)
     assert np.isfinite(vectors).all()
 
 
@@ -341,65 +357,73 @@ def test_unknown_device_is_refused():
         EncoderSettings(device="tpu")
 
 
-# --- patches ----------------------------------------------------------------------------------
+# --- views and context -------------------------------------------------------------------
 
 
-def test_cut_patch_has_requested_size_and_holds_tumour(crops):
-    rng = np.random.default_rng(3)
-    for crop in crops:
-        for _ in range(5):
-            patch = cut_patch(crop, (16, 16, 4), rng)
-            assert patch.shape == (2, 16, 16, 4)
-            assert patch.flags.c_contiguous
-            assert patch[1].sum() > 0
+def test_context_band_keeps_the_tumour_and_its_surroundings_only():
+    crop = np.zeros((1, 2, 24, 24, 8), dtype=np.float32)
+    crop[0, 0] = 1.0
+    crop[0, 1, 10:14, 10:14, 3:5] = 1.0
+    kept = within_context(torch.from_numpy(crop), (2, 3, 1)).numpy()[0]
+
+    np.testing.assert_array_equal(kept[1], crop[0, 1])  # the mask is untouched
+    image = kept[0]
+    assert image[8:16, 7:17, 2:6].min() == 1.0  # tumour +2 in x, +3 in y, +1 in z
+    assert image.sum() == 8 * 10 * 4
+    assert image[7].sum() == 0 and image[:, 17].sum() == 0 and image[:, :, 6].sum() == 0
 
 
-def test_cut_patch_is_centred_on_a_tumour_voxel_and_clipped_at_edges():
-    crop = np.zeros(CROP_SHAPE, dtype=np.float32)
-    crop[0] = np.arange(24)[:, None, None]  # image value = x index
-    crop[1, 23, 0, 7] = 1  # the only tumour voxel, in a corner
-    patch = cut_patch(crop, (8, 8, 4), np.random.default_rng(0))
-
-    assert patch.shape == (2, 8, 8, 4)
-    # Clipped to the last 8 x positions: the corner voxel is inside.
-    np.testing.assert_array_equal(patch[0, :, 0, 0], np.arange(16, 24))
-    assert patch[1, 7, 0, 3] == 1
-
-    crop[1, 23, 0, 7] = 0
-    crop[1, 12, 12, 4] = 1
-    centred = cut_patch(crop, (8, 8, 4), np.random.default_rng(0))
-    np.testing.assert_array_equal(centred[0, :, 0, 0], np.arange(8, 16))
-    assert centred[1, 4, 4, 2] == 1
+def test_context_wider_than_the_crop_is_refused_naming_both_keys():
+    with pytest.raises(
+        InputError, match=r"context_voxels \[8, 8, 16\].*crop_voxels \[64, 64, 16\]"
+    ):
+        check_context_fits((8, 8, 16), (64, 64, 16))
+    with pytest.raises(InputError, match="three whole numbers"):
+        check_context_fits((8, 8), (64, 64, 16))
+    check_context_fits((8, 8, 3), (64, 64, 16))
 
 
-def test_cut_patch_without_tumour_takes_the_centre():
-    crop = np.zeros(CROP_SHAPE, dtype=np.float32)
-    crop[0] = np.arange(24)[:, None, None]
-    patch = cut_patch(crop, (8, 8, 4), np.random.default_rng(0))
-    assert patch.shape == (2, 8, 8, 4)
-    np.testing.assert_array_equal(patch[0, :, 0, 0], np.arange(8, 16))
+def test_region_stage_outside_the_network_is_refused():
+    with pytest.raises(InputError, match=r"region_stages: \[1, 4\]"):
+        EncoderSettings(region_stages=(1, 4))
 
 
-def test_patch_larger_than_the_crop_is_not_cut_to_another_size():
-    """patch_voxels (32, 32, 8) from a crop of 24 x 24 x 8: refuse, or return the size asked.
+def test_views_are_seeded_and_keep_size_signal_and_a_binary_mask():
+    # Tumours of 7-10 voxels' radius over 6 slices, as the demo's at 1 mm.
+    shape = (6, 2, 40, 40, 10)
+    crops = np.zeros(shape, dtype=np.float32)
+    x, y, z = np.meshgrid(*(np.arange(s) for s in shape[2:]), indexing="ij")
+    rng = np.random.default_rng(0)
+    for i in range(shape[0]):
+        radius = rng.uniform(7, 10)
+        crops[i, 1] = ((x - 20) ** 2 + (y - 20) ** 2 <= radius**2) & (z >= 2) & (z <= 7)
+        crops[i, 0] = 0.3 + 0.1 * i * crops[i, 1]
+    batch = torch.from_numpy(crops)
+    first = augmented_views(batch, torch.Generator().manual_seed(3))
+    again = augmented_views(batch, torch.Generator().manual_seed(3))
+    other = augmented_views(batch, torch.Generator().manual_seed(4))
 
-    Today the start is clipped to a negative index and the slice returns the last 8 voxels
-    of each axis: a (2, 8, 8, 8) patch, silently, for every subject alike, so the encoder
-    trains and embeds on patches of the wrong size without an error.
-    """
-    crop = _crops(1)[0]
-    try:
-        patch = cut_patch(crop, (32, 32, 8), np.random.default_rng(0))
-    except ValueError:  # InputError is a ValueError
-        return
-    assert patch.shape == (2, 32, 32, 8)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert not torch.equal(first, other)
+    assert set(torch.unique(first[:, 1]).tolist()) <= {0.0, 1.0}
+    # Rotation, a one-voxel erosion or dilation (by a 3 x 3 box: up to 1.4 voxels on the
+    # diagonals) and a small shift change a 7-10-voxel tumour's area by at most
+    # ((r +- 1.4) / r)^2, much less than a scale augmentation would: size stays a phenotype.
+    area = batch[:, 1].sum(dim=(1, 2, 3))
+    ratio = first[:, 1].sum(dim=(1, 2, 3)) / area
+    assert ratio.min() > 0.6 and ratio.max() < 1.45
+    # The tumour's signal moves by the gain (5% at most) and the noise, not more; the median
+    # inside the view's mask, because a dilated mask takes in a ring of the surroundings.
+    for view, crop in zip(first, crops, strict=True):
+        signal = float(view[0][view[1] > 0.5].median())
+        assert signal == pytest.approx(float(crop[0][crop[1] > 0.5][0]), rel=0.1)
 
 
 # --- CPU against CUDA -------------------------------------------------------------------------
 
 # Largest tolerated |CUDA - CPU| of an embedding, relative to the largest |value| of the CPU
 # embedding. float32 convolutions summed in another order differ by about 1e-6 relative;
-# 1e-4 leaves room for cuDNN's algorithms while catching a real difference (another patch,
+# 1e-4 leaves room for cuDNN's algorithms while catching a real difference (another view,
 # another weight). torch lets cuDNN convolutions use TF32 by default (10-bit mantissa,
 # about 1e-3 relative per product); if this fails by that much, TF32 is the first suspect.
 CUDA_CPU_RELATIVE_TOLERANCE = 1e-4
@@ -411,10 +435,8 @@ def test_cuda_and_cpu_embeddings_agree(crops, trained, checkpoint_path):
     cpu = replace(SETTINGS, device="cpu")
     cuda = replace(SETTINGS, device="cuda")
 
-    on_cpu = embed(load_checkpoint(checkpoint_path, settings=cpu), crops, IDS, settings=cpu, seed=5)
-    on_cuda = embed(
-        load_checkpoint(checkpoint_path, settings=cuda), crops, IDS, settings=cuda, seed=5
-    )
+    on_cpu = embed(load_checkpoint(checkpoint_path, settings=cpu), crops, settings=cpu)
+    on_cuda = embed(load_checkpoint(checkpoint_path, settings=cuda), crops, settings=cuda)
 
     scale = float(np.abs(on_cpu).max())
     difference = float(np.abs(on_cuda - on_cpu).max())

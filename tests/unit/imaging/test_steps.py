@@ -19,8 +19,7 @@ from rdls.imaging.steps import (
 )
 
 PREPROCESS = {"crop_voxels": [40, 40, 12], "n4": False}
-ENCODER = {"widths": [4, 8, 8, 8], "patch_voxels": [16, 16, 4], "epochs": 1, "batch_size": 4,
-           "patches_per_embedding": 2}  # fmt: skip
+ENCODER = {"widths": [4, 8, 8, 8], "context_voxels": [4, 4, 1], "epochs": 1, "batch_size": 4}
 PARAMS = """\
 setting:
   binWidth: 25
@@ -67,7 +66,7 @@ def shard(subjects, tmp_path_factory):
                        out_curve=out / "curve.tsv", out_figure=out / "curve.png",
                        out_figure_vector=out / "curve.svg", settings=ENCODER, seed=3)  # fmt: skip
     embed_shard(crops=out / "crops.npz", checkpoint=out / "encoder.pt",
-                out_features=out / "deep.parquet", settings=ENCODER, seed=3)  # fmt: skip
+                out_features=out / "deep.parquet", settings=ENCODER)  # fmt: skip
     return out
 
 
@@ -84,7 +83,10 @@ def test_a_failing_subject_is_excluded_with_its_reason_and_the_rest_go_on(shard)
     crops, ids = load_crops(shard / "crops.npz")
     assert ids == ["S0", "S1", "S2", "S3", "S4"] and crops.shape == (5, 2, 40, 40, 12)
     assert pd.read_parquet(shard / "radiomics.parquet")["subject_id"].tolist() == ids
-    assert pd.read_parquet(shard / "deep.parquet").shape == (5, 1 + 8)
+    # subject_id, then tumour and margin means of stages 1-3 (8 channels each), the view's.
+    deep = pd.read_parquet(shard / "deep.parquet")
+    assert deep.shape == (5, 1 + 2 * (8 + 8 + 8) + 8)
+    assert deep.columns[1] == "deep_s1_tumour_000" and deep.columns[-1] == "deep_s3_view_007"
 
 
 def test_without_exclusions_a_failing_subject_stops_the_job(subjects, tmp_path):
@@ -140,6 +142,6 @@ def test_a_pretrained_checkpoint_is_adopted_instead_of_training(shard, tmp_path)
                        settings=ENCODER, seed=3)  # fmt: skip
     assert pd.read_csv(tmp_path / "c.tsv", sep="\t").empty
     embed_shard(crops=shard / "crops.npz", checkpoint=tmp_path / "e.pt",
-                out_features=tmp_path / "deep.parquet", settings=ENCODER, seed=3)  # fmt: skip
+                out_features=tmp_path / "deep.parquet", settings=ENCODER)  # fmt: skip
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "deep.parquet"),
                                   pd.read_parquet(shard / "deep.parquet"))  # fmt: skip

@@ -18,8 +18,7 @@ import pytest
 
 COVARIATES = ["age", "sex", "t_stage", "cea_ng_ml"]
 PREPROCESS = {"crop_voxels": [40, 40, 12], "n4": False}
-ENCODER = {"widths": [4, 8, 8, 8], "patch_voxels": [16, 16, 4], "epochs": 1, "batch_size": 4,
-           "patches_per_embedding": 2}  # fmt: skip
+ENCODER = {"widths": [4, 8, 8, 8], "context_voxels": [4, 4, 1], "epochs": 1, "batch_size": 4}
 IMAGING = {"ingest": {}, "preprocess": PREPROCESS, "encoder": ENCODER}
 SELECTION = {"prognostic_filter": False, "max_abs_correlation": 0.95,
              "near_constant_fraction": 0.95, "family_weighting": "equal"}  # fmt: skip
@@ -127,7 +126,7 @@ def mini_run(tmp_path_factory) -> MiniRun:
                        out_figure_vector=run / "curve.svg", settings=ENCODER,
                        seed=SEED)  # fmt: skip
     embed_shard(crops=run / "crops.npz", checkpoint=run / "encoder.pt",
-                out_features=run / "deep.parquet", settings=ENCODER, seed=SEED)  # fmt: skip
+                out_features=run / "deep.parquet", settings=ENCODER)  # fmt: skip
     families = ("radiomics", "deep")
     harmonised = {f: run / "features" / f"{f}.parquet" for f in families}
     unharmonised = {f: run / "features" / "unharmonised" / f"{f}.parquet" for f in families}

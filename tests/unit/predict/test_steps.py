@@ -16,7 +16,7 @@ from rdls.predict.steps import PREDICTION_COLUMNS, predict_step
 from rdls.subtypes.classifier import assign
 from rdls.survival.compare import risk_at
 
-from .conftest import COVARIATES, HARMONISATION, HORIZON, IMAGING, SEED
+from .conftest import COVARIATES, HARMONISATION, HORIZON, IMAGING
 
 
 def _predict(run, sheet, tmp_path, *, allow_exclusions=False, unseen_centre="error",
@@ -29,7 +29,6 @@ def _predict(run, sheet, tmp_path, *, allow_exclusions=False, unseen_centre="err
         allow_exclusions=allow_exclusions,
         unseen_centre=unseen_centre,
         min_subjects_per_centre=min_subjects,
-        seed=SEED,
         out_predictions=tmp_path / "predictions.tsv",
         out_harmonisation=tmp_path / "maps.tsv",
         out_work=tmp_path / "work",

@@ -1,4 +1,4 @@
-"""The encoder's network and loss in plain torch: a 3D ResNet-10 and NT-Xent.
+"""The encoder's network and loss in plain torch: a 3D ResNet-10, its region pooling, NT-Xent.
 
 The architecture is MONAI's ``ResNet`` with basic blocks, layers ``[1, 1, 1, 1]`` and the
 parameter-free shortcut (type A) of He et al. 2016; the loss is SimCLR's NT-Xent (Chen et al.
@@ -64,6 +64,54 @@ class ResNet10(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         return self.layers(x).mean(dim=(2, 3, 4))
+
+
+class RegionPooledResNet10(ResNet10):
+    """ResNet-10 whose feature maps are pooled over the tumour and its margin at several scales.
+
+    A single global average mixes the tumour with whatever surrounds it and keeps only the
+    coarsest scale. Radiomics measures the tumour's inside (intensity, texture) and its
+    boundary (shape) separately; this does the same with learned filters: after each stage
+    in ``region_stages`` the feature map is averaged over the tumour (the mask channel,
+    downsampled to the stage's grid) and over the margin (grid cells the tumour boundary runs
+    through), and the last stage is averaged over the whole view. The pooling has no
+    parameters, so the weights (and checkpoints) are exactly a :class:`ResNet10`'s.
+
+    Output length: ``2 * sum(widths[s] for s in region_stages) + widths[-1]``.
+    """
+
+    def __init__(self, *, in_channels: int = 2, widths=(16, 32, 64, 128), region_stages=(1, 2, 3)):
+        super().__init__(in_channels=in_channels, widths=widths)
+        self.region_stages = tuple(int(s) for s in region_stages)
+        if any(not 0 <= s < len(widths) for s in self.region_stages):
+            raise ValueError(f"region_stages {region_stages} must index the {len(widths)} stages")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x[:, 1:2]
+        h = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        pooled = []
+        for stage, layer in enumerate(self.layers):
+            h = layer(h)
+            if stage in self.region_stages:
+                pooled.extend(region_means(h, mask))
+        pooled.append(h.mean(dim=(2, 3, 4)))
+        return torch.cat(pooled, dim=1)
+
+
+def region_means(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means of ``features`` over the tumour and over its margin, on the features' grid.
+
+    ``mask`` (``(n, 1, x, y, z)``, 0 to 1) is area-averaged onto the grid: a cell's value is
+    the share of it that is tumour. Inside weighs each cell by that share; the margin is the
+    cells the boundary runs through (share strictly between 0.05 and 0.95). A region with no
+    cell gives zeros rather than a division by zero.
+    """
+    share = F.adaptive_avg_pool3d(mask, features.shape[2:])
+    margin = ((share > 0.05) & (share < 0.95)).to(features.dtype)
+    dims = (2, 3, 4)
+    inside = (features * share).sum(dim=dims) / share.sum(dim=dims).clamp_min(1e-3)
+    edge = (features * margin).sum(dim=dims) / margin.sum(dim=dims).clamp_min(1e-3)
+    return inside, edge
 
 
 def nt_xent(first: torch.Tensor, second: torch.Tensor, *, temperature: float) -> torch.Tensor:

@@ -73,15 +73,14 @@ def stability_step(
     radiomic = {p: np.array([[r["radiomics"][p].get(n, np.nan) for n in names]
                              for r in readings]) for p in PERTURBATIONS}  # fmt: skip
     deep = {
-        p: embed(network, np.stack([r["crops"][p] for r in readings]),
-                 [r["subject_id"] for r in readings], settings=encoder_settings, seed=seed)
+        p: embed(network, np.stack([r["crops"][p] for r in readings]), settings=encoder_settings)
         for p in PERTURBATIONS
-    }  # fmt: skip
+    }
     tables = {
         "radiomics": stability_table(radiomic, names, threshold=threshold, kind=kind),
         "deep": stability_table(
             deep,
-            [f"deep_{i:03d}" for i in range(encoder_settings.widths[-1])],
+            encoder_settings.feature_names(),
             threshold=threshold,
             kind=kind,
         ),

@@ -280,7 +280,7 @@ def _plot_curve(curve: pd.DataFrame, out_figure, out_figure_vector, *, pretraine
     if len(curve):
         ax.plot(curve["epoch"], curve["loss"], marker="o", markersize=3, color="#1f5f8b")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("NT-Xent loss (patch contrast)")
+        ax.set_ylabel("NT-Xent loss (whole-tumour contrast)")
         ax.set_title(f"Encoder training: {curve['seconds'].sum():.0f} s")
     else:
         ax.axis("off")
@@ -292,7 +292,7 @@ def _plot_curve(curve: pd.DataFrame, out_figure, out_figure_vector, *, pretraine
     plt.close(figure)
 
 
-def embed_shard(*, crops, checkpoint, out_features, settings: dict, seed: int) -> pd.DataFrame:
+def embed_shard(*, crops, checkpoint, out_features, settings: dict) -> pd.DataFrame:
     """Deep features of a shard's subjects with the frozen encoder, one row each (Parquet)."""
     from rdls.imaging.encoder import embed, load_checkpoint
 
@@ -301,14 +301,14 @@ def embed_shard(*, crops, checkpoint, out_features, settings: dict, seed: int) -
     shard_crops, ids = load_crops(crops)
     started = time.perf_counter()
     vectors = (
-        embed(encoder, shard_crops, ids, settings=encoder_settings, seed=seed)
+        embed(encoder, shard_crops, settings=encoder_settings)
         if ids
-        else np.zeros((0, encoder_settings.widths[-1]))
+        else np.zeros((0, encoder_settings.embedding_length))
     )
     seconds = time.perf_counter() - started
     log.info("embedded %d subjects in %.1f s (%.1f per s)", len(ids), seconds,
              len(ids) / seconds if seconds > 0 else float("nan"))  # fmt: skip
-    table = pd.DataFrame(vectors, columns=[f"deep_{i:03d}" for i in range(vectors.shape[1])])
+    table = pd.DataFrame(vectors, columns=encoder_settings.feature_names())
     table.insert(0, "subject_id", ids)
     Path(out_features).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out_features, index=False)

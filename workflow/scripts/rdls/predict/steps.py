@@ -238,7 +238,6 @@ def extract_features(
     params_file: str | Path,
     checkpoint: str | Path,
     encoder: Mapping,
-    seed: int,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The run's imaging steps on the new subjects, into ``work_dir``; nothing is trained.
 
@@ -290,7 +289,6 @@ def extract_features(
         checkpoint=checkpoint,
         out_features=work / "deep.parquet",
         settings=dict(encoder),
-        seed=seed,
     )
     status = pd.concat([ingested[["subject_id", "status", "step", "reason"]], radiomic_status])
     failed = status[status["status"] != "ok"].drop_duplicates("subject_id")
@@ -410,7 +408,6 @@ def predict_step(
     imaging: Mapping,
     allow_exclusions: bool,
     unseen_centre: str,
-    seed: int,
     out_predictions: str | Path,
     out_harmonisation: str | Path,
     out_work: str | Path,
@@ -438,8 +435,6 @@ def predict_step(
     unseen_centre : {"error", "unharmonised", "reference"}
         A centre not in the run's saved harmonisation and with fewer than
         ``min_subjects_per_centre`` subjects in the sheet: stop, or score it unharmonised.
-    seed : int
-        The run's seed (the encoder's patches of a subject derive from it and its ID).
     out_predictions : path
         One row per subject (:data:`PREDICTION_COLUMNS`, with ``prob_<subtype>`` after
         ``confidence``).
@@ -474,7 +469,6 @@ def predict_step(
         params_file=params_file,
         checkpoint=checkpoint,
         encoder=encoder,
-        seed=seed,
     )
     failed = status[status["status"] != "ok"]
     if len(failed) and not allow_exclusions:
