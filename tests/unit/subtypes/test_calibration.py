@@ -116,6 +116,30 @@ def test_none_keeps_the_classifiers_own_probabilities(overlapping):
     assert table["brier"].nunique() == 1 and table["temperature"].tolist() == [1.0, 1.0]
 
 
+def test_no_probability_falls_below_one_pseudo_subject():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(scale=40.0, size=(98, 3))  # wildly overconfident scores
+    y = logits.argmax(axis=1)  # and never wrong
+    for method in ("temperature", "sigmoid", "isotonic"):
+        calibration = fit_calibration(logits, y, method=method)
+        assert calibration.smoothing == pytest.approx(1 / 100)
+        probabilities = calibration.probabilities(rng.normal(scale=80.0, size=(500, 3)))
+        assert probabilities.min() >= 1 / 300 - 1e-12  # 1 / (k (N + 2))
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1)
+    assert fit_calibration(logits, y, method="none").probabilities(logits).min() < 1e-30
+
+
+def test_never_wrong_means_the_laplace_accuracy_not_certainty():
+    rng = np.random.default_rng(6)
+    logits = rng.normal(scale=5.0, size=(48, 3))
+    y = logits.argmax(axis=1)
+    calibration = fit_calibration(logits, y, method="temperature")
+    confidence = calibration.probabilities(logits).max(axis=1)
+    # log-loss alone would shrink T without end; the mean confidence stops at 49/50
+    assert confidence.mean() == pytest.approx(49 / 50, abs=1e-9)
+    assert confidence.min() < 0.9 < confidence.max()  # borderline subjects stay less sure
+
+
 def test_a_classifier_never_wrong_in_cross_validation_is_not_certain():
     X, y = _blobs((50, 50, 50), separation=8, seed=0)
     model = fit_assignment_model(X, y, candidates=("nearest_centroid",), seed=1)

@@ -2,27 +2,32 @@
 
 A classifier's own probabilities are not frequencies. Nearest centroid's softmax of negative
 squared distances, in tens of standardised dimensions, gives the second-nearest subtype
-probabilities such as 1e-250; a subject it calls with 0.999 may be wrong one time in ten.
+probabilities such as 1e-250, and its 0.999 says nothing of how often it is wrong.
 The map here is fitted to the winning classifier's out-of-fold scores in the training
 cross-validation, where every subject's consensus subtype is known and the model that scored
 it did not see it:
 
 ``temperature`` (the default; Guo et al., ICML 2017)
-    ``softmax(scores / T)`` with one T for all subtypes, fitted by minimum cross-entropy.
+    ``softmax(scores / T)`` with one T for all subtypes, fitted by minimum log-loss.
     Dividing every score by the same T keeps the order of the subtypes, so every assignment
     (the argmax) is the uncalibrated one and the cross-validated accuracy still describes it.
-    The true subtype's target is (N + 1) / (N + 2) rather than 1, N the subjects scored
-    (Laplace's rule of succession, as in Platt's 1999 targets but one pseudo-error for the
-    one parameter), so that a classifier never wrong in cross-validation gets a finite
-    temperature, not certainty; on the blobs tried this moved the mean confidence less
-    than Platt's per-subtype targets did.
+    Where the fitted T would make the mean confidence exceed the accuracy estimated by
+    Laplace's rule of succession, (right + 1) / (N + 2) of N subjects scored, T is raised
+    until it does not: a classifier never wrong in cross-validation has a log-loss that
+    falls forever as T shrinks, and 24 right answers do not make certainty. (Platt's 1999
+    smoothed targets, tried first, also bound T but lowered every confidence, well below
+    the accuracy on small cohorts.)
 ``sigmoid`` (Platt 1999) and ``isotonic`` (Zadrozny and Elkan, KDD 2002)
     One map per subtype, that subtype against the rest, normalised to sum to one
     (scikit-learn's ``CalibratedClassifierCV`` applied to the out-of-fold scores). More
-    flexible, and able to change the argmax; isotonic maps need many subjects and can give
-    a subtype probability 0.
+    flexible, and able to change the argmax; isotonic maps are step functions that need
+    many subjects.
 ``none``
     ``softmax(scores)``: the classifier's own probabilities.
+
+Every map but ``none`` then mixes in one uniform pseudo-subject, weight 1 / (N + 2) for the N
+subjects it was fitted on (Laplace's add-one smoothing of a probability vector): N subjects
+cannot support a probability of 1e-9, and none falls below 1 / (k (N + 2)) for k subtypes.
 
 The scores (:func:`scores`) are the classifier's own log-probabilities: the log-softmax of
 the decision function of nearest centroid (negative squared standardised distance to each
@@ -45,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -126,18 +131,29 @@ class Calibration:
         ``none``, NaN for ``sigmoid`` and ``isotonic``.
     maps : sklearn.calibration.CalibratedClassifierCV or None
         The per-class maps of ``sigmoid`` and ``isotonic``.
+    smoothing : float
+        Weight of the uniform pseudo-subject mixed into the mapped probabilities, 1 / (N + 2)
+        for N subjects the map was fitted on (0 for ``none``): no subtype probability falls
+        below smoothing / k.
     """
 
     method: str
     temperature: float = 1.0
     maps: object | None = None
+    smoothing: float = 0.0
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (subjects by classes, rows summing to 1) of scores."""
         logits = np.asarray(logits, dtype=float)
         if self.maps is not None:
-            return np.asarray(self.maps.predict_proba(logits), dtype=float)
-        return softmax(logits / self.temperature, axis=1)
+            mapped = np.asarray(self.maps.predict_proba(logits), dtype=float)
+        else:
+            mapped = softmax(logits / self.temperature, axis=1)
+        return _smoothed(mapped, self.smoothing)
+
+
+def _smoothed(probabilities: np.ndarray, weight: float) -> np.ndarray:
+    return (1 - weight) * probabilities + weight / probabilities.shape[1]
 
 
 def fit_calibration(logits: np.ndarray, y: np.ndarray, *, method: str) -> Calibration:
@@ -165,33 +181,44 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray, *, method: str) -> Calibr
     y = np.asarray(y, dtype=int)
     if method == "none":
         return Calibration(method)
+    smoothing = 1 / (len(y) + 2)
     if method == "temperature":
-        return Calibration(method, temperature=_fit_temperature(logits, y))
+        temperature = _fit_temperature(logits, y, smoothing=smoothing)
+        return Calibration(method, temperature=temperature, smoothing=smoothing)
     n_classes = logits.shape[1]
     passthrough = FrozenEstimator(_Scores(n_classes).fit(logits, y))
     maps = CalibratedClassifierCV(passthrough, method=method).fit(logits, y)
-    return Calibration(method, temperature=float("nan"), maps=maps)
+    return Calibration(method, temperature=float("nan"), maps=maps, smoothing=smoothing)
 
 
-def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    n_subjects, n_classes = logits.shape
-    own = (n_subjects + 1) / (n_subjects + 2)  # the true subtype's target (module docstring)
-    targets = np.full(logits.shape, (1 - own) / (n_classes - 1))
-    targets[np.arange(n_subjects), y] = own
+def _fit_temperature(logits: np.ndarray, y: np.ndarray, *, smoothing: float) -> float:
+    rows = np.arange(len(y))
+    laplace = (np.sum(logits.argmax(axis=1) == y) + 1) / (len(y) + 2)
 
-    def cross_entropy(log_inverse_temperature: float) -> float:
-        scaled = np.exp(log_inverse_temperature) * logits
-        return float(-(targets * log_softmax(scaled, axis=1)).sum(axis=1).mean())
+    def probabilities(log_inverse_temperature: float) -> np.ndarray:
+        mapped = softmax(np.exp(log_inverse_temperature) * logits, axis=1)
+        return _smoothed(mapped, smoothing)
 
-    # Cross-entropy is convex in 1/T (a log-sum-exp of scores linear in it), so unimodal in
-    # log(1/T): the bounded search finds the optimum.
-    found = minimize_scalar(
-        cross_entropy,
-        bounds=(-_LOG_TEMPERATURE_BOUND, _LOG_TEMPERATURE_BOUND),
-        method="bounded",
-        options={"xatol": 1e-9},
-    )
-    return float(np.exp(-found.x))
+    def log_loss_at(log_inverse_temperature: float) -> float:
+        return float(-np.log(probabilities(log_inverse_temperature)[rows, y]).mean())
+
+    def excess_confidence(log_inverse_temperature: float) -> float:
+        return float(probabilities(log_inverse_temperature).max(axis=1).mean() - laplace)
+
+    # With the uniform pseudo-subject mixed in, log-loss need not be convex in 1/T: a grid
+    # over log(1/T) finds the basin, a bounded search inside it the optimum.
+    grid = np.linspace(-_LOG_TEMPERATURE_BOUND, _LOG_TEMPERATURE_BOUND, 161)
+    best = int(np.argmin([log_loss_at(g) for g in grid]))
+    bracket = (grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)])
+    found = minimize_scalar(log_loss_at, bounds=bracket, method="bounded", options={"xatol": 1e-9})
+    log_inverse = float(found.x)
+    # The mean top-class probability rises with 1/T: cap it at the Laplace accuracy.
+    if excess_confidence(log_inverse) > 0:
+        if excess_confidence(grid[0]) >= 0:
+            log_inverse = float(grid[0])
+        else:
+            log_inverse = brentq(excess_confidence, grid[0], log_inverse, xtol=1e-12)
+    return float(np.exp(-log_inverse))
 
 
 def cross_fitted(
