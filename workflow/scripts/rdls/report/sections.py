@@ -662,15 +662,18 @@ def imaging_section(files: Files, config: Mapping) -> Section:
     if harmonisation is not None:
         columns = {
             "family": "Family",
+            "cohort": "Cohort",
             "subjects": "Subjects",
             "features_in": "Features",
             "features_stable": "Stable",
             "method": "Harmonisation",
-            "reference_centre": "Reference centre",
             "centres": "Centres",
             "centre_balanced_accuracy_before": "Centre predictable, before",
             "centre_balanced_accuracy_after": "after",
             "chance": "Chance",
+            "fitted_in_training": "Fitted in training",
+            "estimated_from_own_images": "From own images",
+            "unharmonised": "Unharmonised",
             "notes": "Notes",
         }
         caption = captions.harmonisation(config)
