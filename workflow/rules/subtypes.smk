@@ -37,18 +37,40 @@ if SUBTYPES:
             "../scripts/subtype_features.py"
 
     rule subtype_consensus:
-        """Consensus clustering of the training cohort for every k; k and names chosen."""
+        """Consensus clustering of the training cohort for every k, tested against a null
+        without clusters; k (or no subtypes), names and each subtype's stability."""
         input:
             features="results/subtypes/features/selected.parquet",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("subtypes.consensus", "subtypes.naming", "subtypes.steps"),
+            code=rdls_sources(
+                "subtypes.consensus",
+                "subtypes.structure",
+                "subtypes.stability",
+                "subtypes.naming",
+                "subtypes._consensus_plots",
+                "subtypes.steps",
+            ),
         output:
             summary=report(
                 "results/subtypes/consensus/summary.tsv",
                 caption="../report/subtype_consensus.rst",
                 category="Subtypes",
                 subcategory="Consensus clustering",
-                labels={"table": "PAC, delta area and silhouette by k"},
+                labels={"table": "PAC against the null, RCSI and p-value by k"},
+            ),
+            structure=report(
+                "results/subtypes/consensus/structure.json",
+                caption="../report/subtype_consensus.rst",
+                category="Subtypes",
+                subcategory="Consensus clustering",
+                labels={"table": "subtypes or no structure, with the numbers"},
+            ),
+            stability=report(
+                "results/subtypes/consensus/stability.tsv",
+                caption="../report/subtype_consensus.rst",
+                category="Subtypes",
+                subcategory="Consensus clustering",
+                labels={"table": "bootstrap stability of each subtype (Jaccard)"},
             ),
             cdf="results/subtypes/consensus/cdf.tsv",
             labels="results/subtypes/consensus/labels.tsv",
@@ -96,7 +118,8 @@ if SUBTYPES:
             "benchmarks/subtypes/consensus.tsv"
         conda:
             "../envs/subtypes.yaml"
-        threads: 1
+        # the null datasets are clustered in parallel
+        threads: 4
         resources:
             mem_mb=4000,
             runtime=60,

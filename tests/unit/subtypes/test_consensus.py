@@ -377,7 +377,7 @@ def test_choose_k_override_is_returned_once_checked(blobs):
 @pytest.mark.parametrize(
     ("summary", "rule", "message"),
     [
-        (_summary(pac=[0.1] * 4), "gap", "rule must be one of pac, silhouette, delta_area"),
+        (_summary(pac=[0.1] * 4), "gap", "rule must be one of rcsi, pac, silhouette, delta_area"),
         (_summary(pac=[0.1] * 4), "silhouette", "no column 'silhouette'"),
         (pd.DataFrame({"pac": [0.1]}), "pac", "no rows with a 'k' column"),
         (_summary(silhouette=[np.nan] * 4), "silhouette", "every k has a missing silhouette"),

@@ -7,7 +7,10 @@ cluster. The consensus of a pair is the share of the draws that had both in whic
 clustered together, pooled over algorithms ("combinable" consensus, as MOVICS pools its
 algorithms): ``M_k[i, j] = together_k[i, j] / (drawn[i, j] * number of algorithms)``.
 
-Choosing k, as ConsensusClusterPlus (Wilkerson and Hayes, Bioinformatics 2010) reports it:
+Choosing k: by default (``choose_k``'s ``"rcsi"`` rule) the PAC of each k is judged against
+its distribution on data without clusters (:mod:`rdls.subtypes.structure`, as M3C does), and
+no k at all is a possible answer. The statistics, as ConsensusClusterPlus (Wilkerson and
+Hayes, Bioinformatics 2010) reports them:
 
 - PAC, the proportion of ambiguous clustering (Senbabaoglu et al., Sci Rep 2014), is the share
   of item pairs whose consensus lies in ``(lower, upper]`` of ``pac_interval``, i.e.
@@ -47,7 +50,14 @@ from rdls.errors import InputError
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("kmeans", "hierarchical", "gmm", "spectral")
-CHOOSE_RULES = ("pac", "silhouette", "delta_area")
+CHOOSE_RULES = ("rcsi", "pac", "silhouette", "delta_area")
+# The summary columns each rule reads.
+RULE_COLUMNS = {
+    "rcsi": ("rcsi", "rcsi_se", "p_adjusted"),
+    "pac": ("pac",),
+    "silhouette": ("silhouette",),
+    "delta_area": ("delta_area",),
+}
 # k-means restarts per fit: the resampling already repeats each clustering many times, so
 # a partition that k-means finds only from some starts shows up as ambiguity, as it should.
 KMEANS_N_INIT = 1
@@ -154,7 +164,7 @@ def consensus_cluster(
     (few ``reps``, small ``item_fraction``) get consensus 0 and a logged warning.
     """
     ks = _check_ks(ks)
-    algorithms = _check_algorithms(algorithms)
+    algorithms = check_algorithms(algorithms)
     data, item_ids = _check_matrix(X, item_ids=item_ids, min_items=2 * max(ks))
     _check_options(
         reps=reps,
@@ -165,36 +175,18 @@ def consensus_cluster(
         n_algorithms=len(algorithms),
         max_k=max(ks),
     )
-    n, p = data.shape
-    m = max(1, round(item_fraction * n))
-    q = max(1, round(feature_fraction * p))
-    started = time.perf_counter()
-    accumulator = _CoClustering(n, ks)
-    # OpenMP and BLAS threads cost more than they give on subsamples of a few hundred items
-    # and spin badly on a busy machine: on two shared cores, one thread was 1-6x faster.
-    with threadpool_limits(limits=1):
-        _resample(data, accumulator, ks, algorithms, reps=reps, m=m, q=q, seed=seed)
-    counts, drawn = accumulator.finish()
-    log.info(
-        "consensus clustering: %d items, %d features, %d reps x %s in %.1f s",
-        n, p, reps, "+".join(algorithms), time.perf_counter() - started,
-    )  # fmt: skip
-
-    never = int(np.count_nonzero(np.triu(drawn == 0, 1)))
-    if never:
-        log.warning(
-            "%d item pairs were never drawn together in %d repetitions; their consensus is "
-            "taken as 0. Raise reps or item_fraction.", never, reps,
-        )  # fmt: skip
-    consensus, labels, order, rows, cdf = {}, {}, {}, [], []
-    denominator = drawn * np.float32(len(algorithms))
-    del drawn
+    consensus = _consensus_matrices(
+        data,
+        ks=ks,
+        reps=reps,
+        item_fraction=item_fraction,
+        feature_fraction=feature_fraction,
+        algorithms=algorithms,
+        seed=seed,
+    )
+    labels, order, rows, cdf = {}, {}, [], []
     for k in ks:
-        matrix = counts.pop(k)
-        # a pair never drawn together has no co-clustering either: it stays 0
-        np.divide(matrix, denominator, out=matrix, where=denominator > 0)
-        np.fill_diagonal(matrix, 1.0)
-        consensus[k] = matrix
+        matrix = consensus[k]
         labels[k], order[k] = _final_labels(matrix, k)
         stats, grid_cdf = _statistics(matrix, labels[k], pac_interval=pac_interval)
         rows.append({"k": k, **stats})
@@ -228,20 +220,107 @@ def consensus_cluster(
     )
 
 
+def pac_by_k(
+    X: np.ndarray,
+    *,
+    ks: Sequence[int],
+    reps: int,
+    item_fraction: float,
+    feature_fraction: float,
+    algorithms: Sequence[str],
+    seed: int,
+    pac_interval: tuple[float, float],
+) -> np.ndarray:
+    """PAC of each k in ``ks`` from the resampling that :func:`consensus_cluster` does.
+
+    The same draws, algorithms and consensus matrices for the same arguments, without the
+    final labels and other statistics: what a null reference needs of each simulated dataset.
+    ``X`` is taken as checked (finite, at least ``2 * max(ks)`` rows).
+
+    Returns
+    -------
+    numpy.ndarray
+        PAC per k, in the order of ``ks`` (sorted ascending, as :func:`consensus_cluster`).
+    """
+    ks = _check_ks(ks)
+    consensus = _consensus_matrices(
+        np.ascontiguousarray(X, dtype=float),
+        ks=ks,
+        reps=reps,
+        item_fraction=item_fraction,
+        feature_fraction=feature_fraction,
+        algorithms=check_algorithms(algorithms),
+        seed=seed,
+        warn=False,
+    )
+    return np.array([_pac(consensus[k], pac_interval=pac_interval) for k in ks])
+
+
+def _consensus_matrices(
+    data, *, ks, reps, item_fraction, feature_fraction, algorithms, seed, warn=True
+) -> dict[int, np.ndarray]:
+    """Resample, cluster and count: the consensus matrix of every k."""
+    n, p = data.shape
+    m = max(1, round(item_fraction * n))
+    q = max(1, round(feature_fraction * p))
+    started = time.perf_counter()
+    accumulator = _CoClustering(n, ks)
+    # OpenMP and BLAS threads cost more than they give on subsamples of a few hundred items
+    # and spin badly on a busy machine: on two shared cores, one thread was 1-6x faster.
+    with threadpool_limits(limits=1):
+        _resample(data, accumulator, ks, algorithms, reps=reps, m=m, q=q, seed=seed)
+    counts, drawn = accumulator.finish()
+    if warn:
+        log.info(
+            "consensus clustering: %d items, %d features, %d reps x %s in %.1f s",
+            n, p, reps, "+".join(algorithms), time.perf_counter() - started,
+        )  # fmt: skip
+        never = int(np.count_nonzero(np.triu(drawn == 0, 1)))
+        if never:
+            log.warning(
+                "%d item pairs were never drawn together in %d repetitions; their consensus "
+                "is taken as 0. Raise reps or item_fraction.", never, reps,
+            )  # fmt: skip
+    denominator = drawn * np.float32(len(algorithms))
+    del drawn
+    consensus = {}
+    for k in ks:
+        matrix = counts.pop(k)
+        # a pair never drawn together has no co-clustering either: it stays 0
+        np.divide(matrix, denominator, out=matrix, where=denominator > 0)
+        np.fill_diagonal(matrix, 1.0)
+        consensus[k] = matrix
+    return consensus
+
+
 def choose_k(
-    summary: pd.DataFrame, *, rule: str = "pac", k: int | None = None, min_cluster_size: int = 1
-) -> int:
-    """The number of clusters that ``rule`` picks from a consensus summary.
+    summary: pd.DataFrame,
+    *,
+    rule: str = "rcsi",
+    k: int | None = None,
+    min_cluster_size: int = 1,
+    alpha: float = 0.05,
+    min_rcsi: float = 0.0,
+) -> int | None:
+    """The number of clusters that ``rule`` picks from a consensus summary, or None.
 
     Parameters
     ----------
     summary : pandas.DataFrame
-        ``ConsensusResult.summary``.
-    rule : {"pac", "silhouette", "delta_area"}
-        ``"pac"``: the lowest PAC; ``"silhouette"``: the highest silhouette; ties go to the
-        smaller k. ``"delta_area"``: the elbow of the CDF area, the largest k whose area
-        grew by at least ``DELTA_AREA_THRESHOLD`` (10 %) over the k before it, so that no
-        larger k adds as much; the smallest k when none did.
+        ``ConsensusResult.summary``; the ``"rcsi"`` rule needs it joined with the comparison
+        against a null reference (:func:`rdls.subtypes.structure.compare_with_null`: columns
+        ``rcsi``, ``rcsi_se`` and ``p_adjusted``).
+    rule : {"rcsi", "pac", "silhouette", "delta_area"}
+        ``"rcsi"``: among the k whose PAC is significantly lower than on data without
+        clusters (``p_adjusted < alpha``) by an RCSI of at least ``min_rcsi``, the one with
+        the largest relative cluster stability index (M3C, John et al. 2020); a k whose RCSI
+        is within one standard error
+        (``rcsi_se``, the Monte Carlo error of the null mean) of the largest counts as a tie.
+        None when no eligible k is significant: the data show no cluster structure.
+        ``"pac"``: the lowest PAC; ``"silhouette"``: the highest silhouette.
+        ``"delta_area"``: the elbow of the CDF area, the largest k whose area grew by at least
+        ``DELTA_AREA_THRESHOLD`` (10 %) over the k before it, so that no larger k adds as
+        much; the smallest k when none did. Ties go to the smaller k in every rule.
     k : int, optional
         A fixed choice (a config override): returned as it is once it is checked to be
         one of ``summary.k``.
@@ -249,13 +328,24 @@ def choose_k(
         Only a k whose smallest final cluster has at least this many items is eligible.
         PAC keeps falling with k on weakly structured data because tiny clusters of one or
         two items are "stable"; such splits are not subtypes.
+    alpha : float
+        Significance level of the ``"rcsi"`` rule, in (0, 1).
+    min_rcsi : float
+        The smallest RCSI the ``"rcsi"`` rule counts, at least 0: a k can beat a narrow null
+        distribution significantly by a negligible margin (non-normal features without
+        clusters, e.g. skewed ones, are slightly more stable than the normal null).
 
     Returns
     -------
-    int
+    int or None
+        None only from the ``"rcsi"`` rule, when no eligible k is significant.
     """
     if rule not in CHOOSE_RULES:
         raise InputError(f"rule must be one of {', '.join(CHOOSE_RULES)}, got {rule!r}")
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1), got {alpha!r}: e.g. 0.05")
+    if not min_rcsi >= 0:
+        raise InputError(f"min_rcsi must be at least 0, got {min_rcsi!r}: e.g. 0.05")
     if "k" not in summary.columns or summary.empty:
         raise InputError("summary has no rows with a 'k' column: pass ConsensusResult.summary")
     table = summary.sort_values("k")
@@ -267,12 +357,23 @@ def choose_k(
                 f"{', '.join(map(str, tried))}. Choose one of them or add it to ks."
             )
         return int(k)
-    if rule not in table.columns:
-        raise InputError(f"summary has no column {rule!r}: pass ConsensusResult.summary")
+    needed = RULE_COLUMNS[rule]
+    absent = [column for column in needed if column not in table.columns]
+    if absent:
+        where = (
+            "join it with rdls.subtypes.structure.compare_with_null"
+            if rule == "rcsi"
+            else "pass ConsensusResult.summary"
+        )
+        raise InputError(f"summary has no column {absent[0]!r}: {where}")
     if min_cluster_size > 1 and "min_cluster_size" not in table.columns:
         raise InputError("summary has no column 'min_cluster_size': pass ConsensusResult.summary")
     sizes = table.get("min_cluster_size", pd.Series(min_cluster_size, index=table.index))
     eligible = sizes.to_numpy() >= min_cluster_size
+    if rule == "rcsi":
+        significant = table["p_adjusted"].to_numpy(float) < alpha
+        large = table["rcsi"].to_numpy(float) >= min_rcsi
+        return _largest_rcsi(table[eligible & significant & large])
     if not eligible.any():
         raise InputError(
             f"no k has clusters of at least {min_cluster_size} items (smallest cluster by k: "
@@ -296,6 +397,16 @@ def choose_k(
     return tried[int(np.flatnonzero(values >= best - 1e-12)[0])]
 
 
+def _largest_rcsi(candidates: pd.DataFrame) -> int | None:
+    """The smallest k whose RCSI is within one standard error of the largest; None if none."""
+    if candidates.empty:
+        return None
+    rcsi = candidates["rcsi"].to_numpy(float)
+    best = int(np.argmax(rcsi))
+    tolerance = float(np.nan_to_num(candidates["rcsi_se"].to_numpy(float)[best])) + 1e-12
+    return int(candidates["k"].to_numpy()[np.flatnonzero(rcsi >= rcsi[best] - tolerance)[0]])
+
+
 # --- input checks ---------------------------------------------------------------------------
 
 
@@ -311,7 +422,8 @@ def _check_ks(ks) -> list[int]:
     return sorted(set(values))
 
 
-def _check_algorithms(algorithms) -> list[str]:
+def check_algorithms(algorithms) -> list[str]:
+    """The algorithm names as a list, each known and listed once (else InputError)."""
     if isinstance(algorithms, str):
         algorithms = [algorithms]
     names = list(algorithms)
@@ -483,6 +595,11 @@ _CLUSTERERS = {
 }
 
 
+def base_labels(x: np.ndarray, *, ks: Sequence[int], algorithm: str, seed: int) -> dict:
+    """Labels of one base algorithm (as the consensus runs it) on ``x`` at every k in ``ks``."""
+    return _CLUSTERERS[algorithm](x, list(ks), seed)
+
+
 class _CoClustering:
     """Pair counts, accumulated as products of batched one-hot matrices.
 
@@ -562,20 +679,32 @@ def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     return new[codes.ravel()]
 
 
+def _sorted_pairs(matrix: np.ndarray) -> np.ndarray:
+    return np.sort(_upper_triangle(matrix).astype(np.float64))
+
+
+def _cdf_at(values: np.ndarray, x) -> np.ndarray:
+    """Empirical CDF of the sorted pair consensus ``values`` at ``x``."""
+    return np.searchsorted(values, np.asarray(x) + _TOLERANCE, side="right") / len(values)
+
+
+def _pac_of(values: np.ndarray, *, pac_interval: tuple[float, float]) -> float:
+    lower, upper = pac_interval
+    return float(_cdf_at(values, upper) - _cdf_at(values, lower))
+
+
+def _pac(matrix: np.ndarray, *, pac_interval: tuple[float, float]) -> float:
+    return _pac_of(_sorted_pairs(matrix), pac_interval=pac_interval)
+
+
 def _statistics(
     matrix: np.ndarray, labels: np.ndarray, *, pac_interval: tuple[float, float]
 ) -> tuple[dict, np.ndarray]:
     from sklearn.metrics import silhouette_score
 
-    values = np.sort(_upper_triangle(matrix).astype(np.float64))
-    pairs = len(values)
-    lower, upper = pac_interval
-
-    def cdf_at(x):
-        return np.searchsorted(values, np.asarray(x) + _TOLERANCE, side="right") / pairs
-
-    pac = float(cdf_at(upper) - cdf_at(lower))
-    grid_cdf = cdf_at(CDF_GRID)
+    values = _sorted_pairs(matrix)
+    pac = _pac_of(values, pac_interval=pac_interval)
+    grid_cdf = _cdf_at(values, CDF_GRID)
     # Monti's A(K) on the grid, as ConsensusClusterPlus: sum of (x_i - x_(i-1)) * CDF(x_i)
     area = float(np.sum(np.diff(CDF_GRID) * grid_cdf[1:]))
     sizes = np.bincount(labels)

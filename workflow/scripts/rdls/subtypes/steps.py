@@ -150,9 +150,22 @@ def consensus_step(
     out_labels: str | Path,
     out_training: str | Path,
     out_rates: str | Path,
+    out_stability: str | Path,
+    out_structure: str | Path,
     out_figures: Mapping[str, tuple[str, str]],
+    threads: int = 1,
 ) -> None:
-    """Consensus clustering of the training cohort, the choice of k and the names."""
+    """Consensus clustering of the training cohort, tested against a null; k, names, stability.
+
+    The real PAC of every k is compared with the same clustering of ``null_reps`` datasets
+    without clusters (:mod:`rdls.subtypes.structure`); k follows ``k_rule`` (or the fixed
+    ``k``). Without a significant k (rule ``rcsi``) there are no subtypes: every training
+    subject gets subtype ``"none"`` (cluster 0, no confidence), ``subtype_rates.tsv`` one
+    "none" row, no names are drawn and ``structure.json`` says why with the numbers. Otherwise
+    the clusters are named by recurrence rate and each one's bootstrap stability is written
+    (:mod:`rdls.subtypes.stability`).
+    """
+    from rdls.compare import NO_STRUCTURE
     from rdls.subtypes._consensus_plots import (
         plot_cdf,
         plot_consensus_heatmaps,
@@ -160,28 +173,54 @@ def consensus_step(
     )
     from rdls.subtypes.consensus import choose_k, consensus_cluster
     from rdls.subtypes.naming import incidence_rates, name_subtypes
+    from rdls.subtypes.stability import STABILITY_COLUMNS, bootstrap_stability
+    from rdls.subtypes.structure import compare_with_null, null_reference, structure_report
 
     values, cohort = read_selected(features)
     training = values[cohort == TRAINING]
-    result = consensus_cluster(
+    options = {
+        "ks": range(settings["k_min"], settings["k_max"] + 1),
+        "item_fraction": settings["item_fraction"],
+        "feature_fraction": settings["feature_fraction"],
+        "algorithms": settings["algorithms"],
+        "pac_interval": tuple(settings["pac_interval"]),
+        "seed": seed,
+    }
+    result = consensus_cluster(training, reps=settings["reps"], **options)
+    null = null_reference(
         training,
-        ks=range(settings["k_min"], settings["k_max"] + 1),
-        reps=settings["reps"],
-        item_fraction=settings["item_fraction"],
-        feature_fraction=settings["feature_fraction"],
-        algorithms=settings["algorithms"],
-        seed=seed,
-        pac_interval=tuple(settings["pac_interval"]),
+        reps=settings["null_resampling_reps"] or settings["reps"],
+        null_reps=settings["null_reps"],
+        covariance=settings["null_covariance"],
+        threads=threads,
+        **options,
     )
+    summary = result.summary.merge(compare_with_null(result.summary, null), on="k")
     min_size = max(2, math.ceil(settings["min_cluster_fraction"] * len(training)))
+    fixed = settings["k"] is not None
     k = choose_k(
-        result.summary, rule=settings["k_rule"], k=settings["k"], min_cluster_size=min_size
+        summary,
+        rule=settings["k_rule"],
+        k=settings["k"],
+        min_cluster_size=min_size,
+        alpha=settings["alpha"],
+        min_rcsi=settings["min_rcsi"],
     )
-    how = "fixed by subtypes.consensus.k" if settings["k"] else f"rule {settings['k_rule']}"
-    log.info("k = %d (%s; smallest cluster at least %d) among %s", k, how, min_size, result.ks)
-    summary = result.summary.assign(
-        eligible=result.summary["min_cluster_size"] >= min_size,
-        chosen=result.summary["k"] == k,
+    structure = structure_report(
+        summary,
+        k=k,
+        k_rule=settings["k_rule"],
+        alpha=settings["alpha"],
+        null_reps=settings["null_reps"],
+        fixed=fixed,
+        min_cluster_size=min_size,
+        min_rcsi=settings["min_rcsi"],
+    )
+    (log.info if k is not None else log.warning)("%s", structure["message"])
+    summary = summary.assign(
+        eligible=summary["min_cluster_size"] >= min_size,
+        significant=summary["p_adjusted"] < settings["alpha"],
+        chosen=summary["k"] == k,
     )
     summary.to_csv(out_summary, sep="\t", index=False)
     result.cdf.to_csv(out_cdf, sep="\t", index=False)
@@ -193,25 +232,52 @@ def consensus_step(
     ).to_csv(out_labels, sep="\t", index=False)
 
     subjects = read_subjects(subjects_sheet).set_index("subject_id").loc[result.item_ids]
-    clusters = result.labels[k]
-    names = name_subtypes(clusters, subjects["rfs_months"], subjects["rfs_event"])
+    if k is None:
+        # No subtypes: one group, not named (its name would claim a risk ranking).
+        clusters = np.zeros(len(result.item_ids), dtype=np.int64)
+        names = {0: NO_STRUCTURE}
+        confidence = np.full(len(clusters), np.nan)
+        stability = pd.DataFrame(
+            [{"cluster": 0, "n": len(clusters), "verdict": "no subtypes"}]
+        ).reindex(columns=STABILITY_COLUMNS)
+    else:
+        clusters = result.labels[k]
+        names = name_subtypes(clusters, subjects["rfs_months"], subjects["rfs_event"])
+        confidence = item_consensus(result.consensus[k], clusters)
+        stability = bootstrap_stability(
+            training,
+            clusters,
+            algorithms=settings["algorithms"],
+            reps=settings["stability_reps"],
+            seed=seed,
+        )
     rates = incidence_rates(clusters, subjects["rfs_months"], subjects["rfs_event"])
     rates.insert(1, "subtype", rates["cluster"].map(names))
     rates.sort_values("subtype").to_csv(out_rates, sep="\t", index=False)
     log.info("subtypes by recurrence rate:\n%s", rates.sort_values("subtype").to_string())
-    subtype = pd.Series(clusters).map(names).to_numpy()
+    stability.insert(0, "subtype", stability["cluster"].map(names))
+    stability = stability.drop(columns="cluster").sort_values("subtype")
+    stability.to_csv(out_stability, sep="\t", index=False, float_format="%.4f")
+    log.info("bootstrap stability (Jaccard, clusterboot):\n%s", stability.to_string())
     pd.DataFrame(
         {
             "subject_id": result.item_ids,
             "cluster": clusters,
-            "subtype": subtype,
-            "confidence": item_consensus(result.consensus[k], clusters),
+            "subtype": pd.Series(clusters).map(names).to_numpy(),
+            "confidence": confidence,
         }
     ).to_csv(out_training, sep="\t", index=False)
+    Path(out_structure).write_text(json.dumps(structure, indent=1, allow_nan=False) + "\n")
     plot_consensus_heatmaps(result, png=out_figures["heatmaps"][0], svg=out_figures["heatmaps"][1])
     plot_cdf(result, png=out_figures["cdf"][0], svg=out_figures["cdf"][1])
     plot_k_selection(
-        result, chosen_k=k, png=out_figures["k_selection"][0], svg=out_figures["k_selection"][1]
+        result,
+        chosen_k=k,
+        comparison=summary,
+        null=null,
+        alpha=settings["alpha"],
+        png=out_figures["k_selection"][0],
+        svg=out_figures["k_selection"][1],
     )
 
 
