@@ -936,7 +936,8 @@ CONFIG = [
     Case("config_unknown_key", "config", "demo.scal instead of demo.scale",
          "error", _config({"demo": {"scal": "tiny"}}),
          ("1 problem(s) in override.yaml:", "unknown key(s) 'demo.scal'; allowed here: "
-          "activate, outdir, scale. Fix the spelling or remove the key (config/config.yaml "
+          "activate, centre_case_mix, mri_signal, outdir, scale. Fix the spelling or remove "
+          "the key (config/config.yaml "
           "lists every key with its meaning).")),
     Case("config_wrong_type", "config", "qc.allow_exclusions: 'yes' (a string)",
          "error", _config({"qc": {"allow_exclusions": "yes"}}),
