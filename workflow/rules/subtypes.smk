@@ -134,11 +134,15 @@ if SUBTYPES:
         input:
             features="results/subtypes/features/selected.parquet",
             training="results/subtypes/consensus/training_subtypes.tsv",
+            # Without significant subtypes no classifier is fitted; its file says why.
+            structure="results/subtypes/consensus/structure.json",
             code=rdls_sources(
                 "subtypes.classifier",
                 "subtypes.calibration",
                 "subtypes._classifier_plots",
+                "subtypes.no_structure",
                 "subtypes.steps",
+                "compare",
             ),
         output:
             model="results/subtypes/classifier/model.joblib",
@@ -191,7 +195,9 @@ if SUBTYPES:
                 "subtypes.classifier",
                 "subtypes.calibration",
                 "subtypes.consensus",
+                "subtypes.no_structure",
                 "subtypes.steps",
+                "compare",
             ),
         output:
             assignments=report(
@@ -236,7 +242,7 @@ if SUBTYPES:
         input:
             assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("subtypes.table_one", "subtypes.steps"),
+            code=rdls_sources("subtypes.table_one", "subtypes.steps", "compare"),
         output:
             table=report(
                 "results/subtypes/table_one.tsv",

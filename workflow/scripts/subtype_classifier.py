@@ -7,6 +7,7 @@ log_to_file(snakemake.log[0])
 classifier_step(
     features=snakemake.input.features,
     training_subtypes=snakemake.input.training,
+    structure=snakemake.input.structure,
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
     out_model=snakemake.output.model,

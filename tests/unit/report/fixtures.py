@@ -132,8 +132,35 @@ def write_results(root: Path) -> dict:
             "silhouette": [0.8, 0.95, 0.7],
             "min_cluster_size": [5, 4, 2],
             "mean_cluster_consensus": [0.9, 0.97, 0.8],
+            "null_pac_mean": [0.45, 0.4, 0.35],
+            "rcsi": [0.12, 2.08, 0.56],
+            "p_value": [0.3, 0.0004, 0.02],
+            "p_adjusted": [0.3, 0.0012, 0.04],
             "eligible": [True, True, False],
+            "significant": [False, True, True],
             "chosen": [False, True, False],
+        },
+    )
+    (root / "subtypes/consensus/structure.json").write_text(
+        json.dumps(
+            {
+                "structure": True,
+                "k": 3,
+                "k_rule": "rcsi",
+                "alpha": 0.05,
+                "message": "3 subtypes (rcsi): PAC 0.050 against 0.400 in 25 null datasets.",
+            }
+        )
+    )
+    tsv(
+        root / "subtypes/consensus/stability.tsv",
+        {
+            "subtype": list(SUBTYPES),
+            "n": [4, 4, 4],
+            "jaccard_mean": [0.91, 0.8, 0.66],
+            "jaccard_sd": [0.05, 0.1, 0.2],
+            "dissolved": [0.0, 0.02, 0.2],
+            "verdict": ["highly stable", "stable", "pattern"],
         },
     )
     for name in ("k_selection", "heatmaps", "cdf"):

@@ -33,6 +33,8 @@ FILES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     # subtypes
     "assignments": ("subtypes/assignments.tsv", ("subtypes",), None),
     "consensus_summary": ("subtypes/consensus/summary.tsv", ("subtypes",), None),
+    "consensus_structure": ("subtypes/consensus/structure.json", ("subtypes",), None),
+    "consensus_stability": ("subtypes/consensus/stability.tsv", ("subtypes",), None),
     "consensus_k": ("subtypes/consensus/k_selection.png", ("subtypes",), None),
     "consensus_heatmaps": ("subtypes/consensus/heatmaps.png", ("subtypes",), None),
     "consensus_cdf": ("subtypes/consensus/cdf.png", ("subtypes",), None),

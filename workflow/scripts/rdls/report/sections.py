@@ -430,6 +430,9 @@ def choice_of_k_html(files: Files, config: Mapping) -> str:
     parts = []
     rule = captions.k_rule(config)
     summary = files.table("consensus_summary")
+    structure = files.json("consensus_structure")
+    if structure is not None and structure.get("structure") and structure.get("message"):
+        parts.append(paragraph(str(structure["message"])))  # the k found, with its numbers
     if summary is None or summary.empty:
         parts.append(missing("consensus summary (results/subtypes/consensus/summary.tsv)"))
     else:
@@ -454,7 +457,12 @@ def choice_of_k_html(files: Files, config: Mapping) -> str:
             "silhouette": "Silhouette",
             "min_cluster_size": "Smallest cluster",
             "mean_cluster_consensus": "Mean cluster consensus",
+            "null_pac_mean": "Null PAC",
+            "rcsi": "RCSI",
+            "p_value": Column("p", fmt_p),
+            "p_adjusted": Column("Holm-adjusted p", fmt_p),
             "eligible": "Eligible",
+            "significant": "Significant",
             "chosen": "Chosen",
         }
         caption = captions.consensus(config)
@@ -464,7 +472,8 @@ def choice_of_k_html(files: Files, config: Mapping) -> str:
     parts.append(
         figure(
             files.path("consensus_k"),
-            f"Choice of k: relative change of the CDF area, PAC and silhouette against k; {rule}.",
+            f"Choice of k: the data's PAC against the null datasets', RCSI and p-values, CDF area "
+            f"and silhouette by k; {rule}.",
         )
     )
     parts.append(
@@ -482,7 +491,8 @@ def choice_of_k_html(files: Files, config: Mapping) -> str:
 def assignment_html(files: Files, config: Mapping) -> str:
     parts = []
     rates = files.table("subtype_rates")
-    if rates is not None:
+    stability = files.table("consensus_stability")
+    if rates is not None and not no_subtypes_reason(files):
         columns = {
             "subtype": "Subtype",
             "n": "Subjects",
@@ -494,6 +504,17 @@ def assignment_html(files: Files, config: Mapping) -> str:
         parts.append(
             table(rates, caption=captions.NAMING, columns=columns, source=_src("subtype_rates"))
         )
+        if stability is not None and len(stability):
+            columns = {
+                "subtype": "Subtype",
+                "n": "Subjects",
+                "jaccard_mean": "Mean Jaccard",
+                "jaccard_sd": "SD",
+                "dissolved": Column("Dissolved", fmt_pct),
+                "verdict": "Verdict",
+            }
+            caption, source = captions.STABILITY, _src("consensus_stability")
+            parts.append(table(stability, caption=caption, columns=columns, source=source))
     assignments = files.table("assignments")
     if assignments is not None and len(assignments):
         shown, subtypes = subtype_counts(assignments)
