@@ -63,3 +63,19 @@ def test_a_message_figure_stands_in_where_nothing_can_be_plotted(tmp_path):
                  svg=tmp_path / "f.svg")  # fmt: skip
     assert (tmp_path / "f.png").stat().st_size > 1000
     assert "No cohort has enough events." in (tmp_path / "f.svg").read_text()
+
+
+def test_an_rrs_group_without_events_gets_a_ridge_hazard_ratio_and_a_note():
+    from rdls.survival.steps import group_hazard_ratio
+
+    frame = cohort(n=40, seed=2)
+    group = pd.Series(np.where(np.arange(40) < 5, "low", "high"), index=frame.index)
+    frame.loc[group == "low", "rfs_event"] = 0  # the low group has no recurrence
+    found = group_hazard_ratio(frame, group)
+    assert found["note"].startswith("ridge penalty 0.01 (Cox model: reference level 'low'")
+    assert found["hazard_ratio"] > 1 and found["ci_lower"] < found["hazard_ratio"]
+    frame["rfs_event"] = 0
+    frame.iloc[0, frame.columns.get_loc("rfs_event")] = 1  # one event: fewer than needed
+    assert group_hazard_ratio(frame, group) == {
+        "note": "not estimated: 1 events for 1 terms in the RRS groups"
+    }

@@ -917,7 +917,8 @@ def rrs_html(files: Files, config: Mapping) -> str:
     else:
         parts.append(missing("locked RRS model (results/survival/rrs/model.json)"))
     groups = files.table("rrs_groups")
-    if groups is not None and _notes(groups):  # no RRS: no groups to compare, the note says why
+    no_rrs = model is not None and not model.get("features")
+    if groups is not None and no_rrs:  # no groups to compare, the note says why
         columns = {"cohort": "Cohort", "n": "Subjects", "events": "Events", "note": "Note"}
         caption = "RRS groups per cohort: none, for the reason in the note."
         parts.append(table(groups, caption=caption, columns=columns, source=_src("rrs_groups")))
@@ -934,6 +935,7 @@ def rrs_html(files: Files, config: Mapping) -> str:
             "hr_ci": "HR (95% CI)",
             "p_value": "p",
             "logrank_p": "Log-rank p",
+            **({"note": "Note"} if _notes(groups) else {}),
         }
         caption = (
             "High vs low RRS group per cohort: Cox hazard ratio (95% CI, Wald p) and log-rank p."

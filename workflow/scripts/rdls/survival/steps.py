@@ -417,13 +417,22 @@ def rrs_km_step(
 
 
 def group_hazard_ratio(frame: pd.DataFrame, group: pd.Series) -> dict:
-    """Univariable Cox hazard ratio of the high against the low RRS group."""
-    from rdls.survival.cox import fit_cox, make_design
+    """Univariable Cox hazard ratio of the high against the low RRS group.
+
+    In a small cohort one group may have no events, so that its hazard ratio is not finite:
+    as for the Cox models by subtype (:func:`fit_cox_or_note`) the model is then refitted with
+    a small ridge penalty, or given up, and ``note`` says which.
+    """
+    from rdls.survival.cox import make_design
 
     data = frame[[TIME, EVENT]].assign(rrs_group=group)
     design = make_design(data, covariates=["rrs_group"], reference={"rrs_group": "low"})
-    row = fit_cox(data, time=TIME, event=EVENT, design=design).table.iloc[0]
-    return {key: float(row[key]) for key in ("hazard_ratio", "ci_lower", "ci_upper", "p_value")}
+    result, note = fit_cox_or_note(data, design=design, what="RRS groups")
+    if result is None:
+        return {"note": note}
+    row = result.table.iloc[0]
+    keys = ("hazard_ratio", "ci_lower", "ci_upper", "p_value")
+    return {**{key: float(row[key]) for key in keys}, "note": note}
 
 
 def compare_step(
