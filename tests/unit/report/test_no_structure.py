@@ -112,7 +112,7 @@ def test_one_card_says_why_there_is_no_card_per_subtype(html):
 
 def test_the_subtypes_section_shows_the_notes_not_numbers(html):
     subtypes = section(html, "subtypes")
-    assert f"Classifier: no classifier fitted: {MESSAGE}" in subtypes
+    assert f"Classifier: no classifier fitted: {MESSAGE}</p>" in subtypes  # one full stop
     assert f"not computed: {MESSAGE}" in subtypes  # agreement and in-group proportion
 
 

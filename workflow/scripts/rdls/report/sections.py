@@ -527,7 +527,7 @@ def assignment_html(files: Files, config: Mapping) -> str:
     cv = files.table("classifier_cv")
     cv_notes = _notes(cv)
     if cv_notes:
-        parts.append(notice(f"Classifier: {'; '.join(cv_notes)}."))
+        parts.append(notice(f"Classifier: {'; '.join(cv_notes).rstrip('.')}."))
     elif cv is not None and len(cv):
         folds = cv.groupby("classifier", sort=False)["balanced_accuracy"]
         summary = folds.agg(["mean", "std", "min"]).reset_index()
