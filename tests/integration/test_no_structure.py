@@ -1,0 +1,85 @@
+"""The tiny demo whose MRI carries no subtype (demo.mri_signal: none): consensus clustering finds
+no significant subtypes, the whole workflow still completes, and every step after it says why
+it has nothing to compare by subtype."""
+
+import html
+import json
+
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import TINY_IMAGING, deploy, snakemake
+
+pytestmark = pytest.mark.integration
+
+NOTE = "no significant subtypes: nothing to compare by subtype"
+# The tiny demo as the other integration tests run it, with the null MRI variant. On its 24
+# training subjects (seed 42) the most stable k of the null variant, k = 3 with a cluster of 3,
+# still reaches a Holm-adjusted p of 0.004 against the null; alpha 0.001 keeps it out, so that
+# this test takes the no-structure path for certain (the rate of false structure at the
+# default scale is what docs/validation.md measures).
+TINY_NULL = (
+    "demo:\n  scale: tiny\n  mri_signal: none\n"
+    + TINY_IMAGING
+    + "subtypes:\n  consensus:\n    alpha: 0.001\n"
+)
+
+
+@pytest.fixture(scope="module")
+def null_run(tmp_path_factory):
+    workdir = deploy(tmp_path_factory.mktemp("tiny_null"), TINY_NULL)
+    snakemake(workdir, "--cores", "2", "--configfile", "override.yaml")  # rule all
+    return workdir / "results"
+
+
+def read(path):
+    return pd.read_csv(path, sep="\t", keep_default_na=False)
+
+
+def test_consensus_finds_no_structure_and_every_subject_is_none(null_run):
+    structure = json.loads((null_run / "subtypes/consensus/structure.json").read_text())
+    assert structure["structure"] is False and structure["k"] is None
+    assert structure["message"].startswith("No significant subtypes")
+    assignments = read(null_run / "subtypes/assignments.tsv")
+    assert len(assignments) == 60 and set(assignments["subtype"]) == {"none"}
+    assert set(assignments["source"]) == {"no_structure"}
+    assert (assignments["confidence"] == "").all()
+    cv = read(null_run / "subtypes/classifier/cross_validation.tsv")
+    assert cv["note"].tolist() == [f"no classifier fitted: {structure['message']}"]
+    table_one = read(null_run / "subtypes/table_one.tsv")
+    assert "none" not in table_one.columns and "overall" in table_one.columns
+
+
+def test_survival_is_the_whole_cohort_without_subtype_or_rrs(null_run):
+    for path in (null_run / "survival/km").glob("*_logrank.tsv"):
+        assert read(path)["note"].tolist() == [NOTE], path.name
+    cox = read(null_run / "survival/cox/hazard_ratios.tsv")
+    assert not cox["term"].str.startswith("subtype").any()
+    assert cox["note"].str.startswith(f"{NOTE}; the model has no subtype term").all()
+    model = json.loads((null_run / "survival/rrs/model.json").read_text())
+    assert model["features"] == [] and model["notes"][0].startswith("no RRS (")
+    assert set(read(null_run / "survival/comparison/auc.tsv")["model"]) == {"clinical"}
+    difference = read(null_run / "survival/comparison/auc_difference.tsv")
+    assert (difference["note"] == model["notes"][0]).all()
+
+
+def test_biology_branches_write_their_outputs_with_the_note(null_run):
+    assert not list((null_run / "bulk/deseq2").glob("*_vs_*.tsv"))  # no contrast
+    expected = f"no contrast between subtypes ({NOTE})"
+    for summary in ("bulk/deseq2/summary.tsv", "bulk/gsea/summary.tsv"):
+        assert read(null_run / summary)["note"].tolist() == [expected], summary
+    for tests in ("wsi/by_subtype.tsv", "bulk/scores/tests.tsv", "bulk/deconvolution/tests.tsv"):
+        assert (read(null_run / tests)["note"] == NOTE).all(), tests
+    scrna = read(null_run / "scrna/by_subtype/tests.tsv")
+    assert len(scrna) > 0 and (scrna["note"] == f"not computable: {NOTE}").all()
+
+
+def test_the_report_says_no_significant_subtypes_with_the_numbers(null_run):
+    structure = json.loads((null_run / "subtypes/consensus/structure.json").read_text())
+    page = (null_run / "report/subtype_biology.html").read_text(encoding="utf-8")
+    statement = f'<p class="notice warning">{html.escape(structure["message"])}</p>'
+    assert page.count(statement) == 3  # the overview, the cards and the subtypes section
+    assert "<h3>No significant subtypes</h3>" in page  # the one card
+    assert 'class="notice error"' not in page
+    for what in ("Survival", "Slide metrics", "Bulk RNA-seq", "Cell-type composition"):
+        assert f"{what}: nothing to compare by subtype (no significant subtypes)." in page
