@@ -35,8 +35,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-BEGIN = "<!-- harmonisation_validation.py: begin -->"
-END = "<!-- harmonisation_validation.py: end -->"
+BEGIN = "<!-- harmonisation_validation.py {scale}: begin -->"
+END = "<!-- harmonisation_validation.py {scale}: end -->"
 VARIANTS = {"plain": False, "casemix": True}
 METHODS = ("combat", "none")
 FAMILIES = ("radiomics", "deep")
@@ -175,7 +175,7 @@ def report(measurements: dict) -> str:
     """The doc's section from the measurements."""
     scale = measurements.get("scale", "tiny")
     lines = [
-        BEGIN,
+        BEGIN.format(scale=scale),
         "",
         f"Measured by `scripts/harmonisation_validation.py --scale {scale}` on "
         f"{measurements['machine']['date']} ({measurements['machine']['platform']}).",
@@ -230,25 +230,27 @@ def report(measurements: dict) -> str:
         ]
         for name in ("ComBat", "unharmonised"):
             gap = (both[f"assigned, {name}"] - both["planted_proportion"]).abs()
-            both[f"|gap|, {name}"] = gap
+            both[f"gap, {name}"] = gap
         lines += ["Assigned subtype proportions per centre against the planted ones "
                   "(`drawn`: the proportion actually drawn for the centre's subjects):", "",
                   _markdown(both.rename(columns={"planted_proportion": "planted",
                                                  "observed_proportion": "drawn"})), ""]  # fmt: skip
         for name in ("ComBat", "unharmonised"):
-            worst = both.loc[both[f"|gap|, {name}"].idxmax()]
-            lines.append(f"- {name}: largest gap {worst[f'|gap|, {name}']:.2f} (centre "
+            worst = both.loc[both[f"gap, {name}"].idxmax()]
+            lines.append(f"- {name}: largest gap {worst[f'gap, {name}']:.2f} (centre "
                          f"{worst['centre']}, {worst['subtype']}); target <= 0.10.")  # fmt: skip
         lines.append("")
-    lines.append(END)
+    lines.append(END.format(scale=scale))
     return "\n".join(lines)
 
 
-def write_doc(doc: Path, section: str) -> None:
+def write_doc(doc: Path, section: str, *, scale: str) -> None:
+    """Replace the scale's section of ``doc`` (between its markers), or append it."""
+    begin, end = BEGIN.format(scale=scale), END.format(scale=scale)
     text = doc.read_text() if doc.exists() else ""
-    if BEGIN in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + section + rest.split(END, 1)[1]
+    if begin in text:
+        before, rest = text.split(begin, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     doc.write_text(text)
@@ -261,10 +263,16 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "harmonisation.md")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite --doc from the stored measurements"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     store = args.workdir / "measurements.json"
     measurements = json.loads(store.read_text()) if store.exists() else {}
+    if args.report_only:
+        write_doc(args.doc, report(measurements), scale=measurements["scale"])
+        return
     measurements["scale"] = args.scale
     measurements["machine"] = {"platform": platform.platform(terse=True),
                                "date": time.strftime("%Y-%m-%d")}  # fmt: skip
@@ -284,7 +292,7 @@ def main() -> None:
             root = demo_root(workdir, scale=args.scale, case_mix=case_mix)
             measurements[variant][method] = {"wall_s": seconds, **measure(workdir, root)}
             store.write_text(json.dumps(measurements, indent=1))
-    write_doc(args.doc, report(measurements))
+    write_doc(args.doc, report(measurements), scale=args.scale)
 
 
 if __name__ == "__main__":

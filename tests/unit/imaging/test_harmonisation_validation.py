@@ -48,10 +48,13 @@ def test_each_run_overrides_the_method_and_the_tiny_demos_minimum():
     assert "min_subjects_per_centre: 20" in default and "shards_per_cohort" not in default
 
 
-def test_the_doc_section_is_replaced_between_its_markers(tmp_path):
+def test_the_doc_section_of_a_scale_is_replaced_between_its_markers(tmp_path):
     doc = tmp_path / "harmonisation.md"
-    doc.write_text(f"# Title\n\nbefore\n\n{validation.BEGIN}\nold\n{validation.END}\n\nafter\n")
-    validation.write_doc(doc, f"{validation.BEGIN}\nnew\n{validation.END}")
+    begin, end = validation.BEGIN.format(scale="tiny"), validation.END.format(scale="tiny")
+    other = validation.BEGIN.format(scale="default") + "\nkept\n" + validation.END.format(
+        scale="default")  # fmt: skip
+    doc.write_text(f"# Title\n\n{begin}\nold\n{end}\n\n{other}\n\nafter\n")
+    validation.write_doc(doc, f"{begin}\nnew\n{end}", scale="tiny")
     text = doc.read_text()
-    assert "new" in text and "old" not in text
+    assert "new" in text and "old" not in text and "kept" in text
     assert text.startswith("# Title") and text.rstrip().endswith("after")
