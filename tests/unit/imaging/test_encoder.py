@@ -34,8 +34,9 @@ SETTINGS = EncoderSettings(
     batch_size=4,
     device="cpu",
 )
-# Tumour and margin means of stages 1-3 (8 + 8 + 8 channels) and the view's mean of stage 3.
-EMBEDDING_LENGTH = 2 * (8 + 8 + 8) + 8
+# Mean and SD over three regions at the stem and stages 1-3 (4 + 4 + 8 + 8 channels), then
+# the view's mean of the last stage (8).
+EMBEDDING_LENGTH = 3 * 2 * (4 + 4 + 8 + 8) + 8
 CROP_SHAPE = (2, 24, 24, 8)
 
 
@@ -169,8 +170,9 @@ def test_embedding_is_deterministic_and_shaped(crops, trained):
 
     assert first.shape == (6, EMBEDDING_LENGTH) == (6, SETTINGS.embedding_length)
     assert len(SETTINGS.feature_names()) == EMBEDDING_LENGTH
-    assert SETTINGS.feature_names()[0] == "deep_s1_tumour_000"
-    assert SETTINGS.feature_names()[-1] == "deep_s3_view_007"
+    assert SETTINGS.feature_names()[0] == "deep_l0_tumour_mean_000"
+    assert SETTINGS.feature_names()[4] == "deep_l0_tumour_sd_000"
+    assert SETTINGS.feature_names()[-1] == "deep_l4_view_mean_007"
     assert first.dtype == np.float64
     assert np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)
@@ -383,9 +385,9 @@ def test_context_wider_than_the_crop_is_refused_naming_both_keys():
     check_context_fits((8, 8, 3), (64, 64, 16))
 
 
-def test_region_stage_outside_the_network_is_refused():
-    with pytest.raises(InputError, match=r"region_stages: \[1, 4\]"):
-        EncoderSettings(region_stages=(1, 4))
+def test_region_level_outside_the_network_is_refused():
+    with pytest.raises(InputError, match=r"region_levels: \[1, 5\]"):
+        EncoderSettings(region_levels=(1, 5))
 
 
 def test_views_are_seeded_and_keep_size_signal_and_a_binary_mask():

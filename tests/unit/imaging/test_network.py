@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,3 +155,38 @@ def test_nt_xent_gradient_flows_to_both_views():
     nt_xent(first, second, temperature=0.2).backward()
     assert torch.isfinite(first.grad).all() and float(first.grad.abs().sum()) > 0
     assert torch.isfinite(second.grad).all() and float(second.grad.abs().sum()) > 0
+
+
+def test_region_statistics_separate_tumour_margin_and_surroundings():
+    from rdls.imaging._network import region_statistics
+
+    # A 4 x 4 x 1 grid from an 8 x 8 x 1 mask: the tumour fills cell (1, 1) and half of (2, 1).
+    mask = torch.zeros(1, 1, 8, 8, 1)
+    mask[0, 0, 2:4, 2:4] = 1.0
+    mask[0, 0, 4:5, 2:4] = 1.0
+    features = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4, 1)
+
+    (t_mean, t_sd, m_mean, m_sd, a_mean, a_sd) = region_statistics(features, mask)
+
+    # Tumour: cell 5 (share 1) and cell 9 (share 0.5), weighted by share.
+    assert t_mean.item() == pytest.approx((5 * 1 + 9 * 0.5) / 1.5)
+    # Margin: only cell 9 is crossed by the boundary.
+    assert m_mean.item() == pytest.approx(9.0) and m_sd.item() == pytest.approx(0.0, abs=1e-3)
+    # Around: the 26-neighbours of cells 5 and 9 that hold no tumour.
+    around = [0, 1, 2, 4, 6, 8, 10, 12, 13, 14]
+    assert a_mean.item() == pytest.approx(np.mean(around))
+    assert a_sd.item() == pytest.approx(np.std(around), rel=1e-4)
+    assert t_sd.item() == pytest.approx(
+        np.sqrt((1 * (5 - t_mean.item()) ** 2 + 0.5 * (9 - t_mean.item()) ** 2) / 1.5), rel=1e-4
+    )
+
+
+def test_region_pooled_network_keeps_resnet10_weights_and_names_its_features():
+    from rdls.imaging._network import RegionPooledResNet10
+
+    plain, pooled = ResNet10(widths=(4, 8, 8, 8)), RegionPooledResNet10(widths=(4, 8, 8, 8))
+    assert plain.state_dict().keys() == pooled.state_dict().keys()
+    out = pooled(torch.rand(2, 2, 24, 24, 8))
+    assert out.shape == (2, 3 * 2 * (4 + 4 + 8 + 8) + 8)
+    with pytest.raises(ValueError, match="region_levels"):
+        RegionPooledResNet10(widths=(4, 8, 8, 8), region_levels=(5,))

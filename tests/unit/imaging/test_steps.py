@@ -83,10 +83,11 @@ def test_a_failing_subject_is_excluded_with_its_reason_and_the_rest_go_on(shard)
     crops, ids = load_crops(shard / "crops.npz")
     assert ids == ["S0", "S1", "S2", "S3", "S4"] and crops.shape == (5, 2, 40, 40, 12)
     assert pd.read_parquet(shard / "radiomics.parquet")["subject_id"].tolist() == ids
-    # subject_id, then tumour and margin means of stages 1-3 (8 channels each), the view's.
+    # subject_id, then mean and SD over three regions at the stem and stages 1-3, the view's.
     deep = pd.read_parquet(shard / "deep.parquet")
-    assert deep.shape == (5, 1 + 2 * (8 + 8 + 8) + 8)
-    assert deep.columns[1] == "deep_s1_tumour_000" and deep.columns[-1] == "deep_s3_view_007"
+    assert deep.shape == (5, 1 + 3 * 2 * (4 + 4 + 8 + 8) + 8)
+    assert deep.columns[1] == "deep_l0_tumour_mean_000"
+    assert deep.columns[-1] == "deep_l4_view_mean_007"
 
 
 def test_without_exclusions_a_failing_subject_stops_the_job(subjects, tmp_path):

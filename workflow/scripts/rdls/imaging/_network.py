@@ -66,52 +66,78 @@ class ResNet10(nn.Module):
         return self.layers(x).mean(dim=(2, 3, 4))
 
 
+REGIONS = ("tumour", "margin", "around")
+STATISTICS = ("mean", "sd")
+
+
 class RegionPooledResNet10(ResNet10):
-    """ResNet-10 whose feature maps are pooled over the tumour and its margin at several scales.
+    """ResNet-10 whose feature maps are pooled over the tumour, its margin and its
+    surroundings, at several scales.
 
     A single global average mixes the tumour with whatever surrounds it and keeps only the
-    coarsest scale. Radiomics measures the tumour's inside (intensity, texture) and its
-    boundary (shape) separately; this does the same with learned filters: after each stage
-    in ``region_stages`` the feature map is averaged over the tumour (the mask channel,
-    downsampled to the stage's grid) and over the margin (grid cells the tumour boundary runs
-    through), and the last stage is averaged over the whole view. The pooling has no
-    parameters, so the weights (and checkpoints) are exactly a :class:`ResNet10`'s.
-
-    Output length: ``2 * sum(widths[s] for s in region_stages) + widths[-1]``.
+    coarsest scale. Radiomics measures the tumour's inside (first order, texture) and its
+    boundary (shape) separately; this does the same with learned filters. After each level
+    in ``region_levels`` (0: the stem, 2 voxels per cell in-plane; 1-4: the four residual
+    stages, 4 to 32 voxels per cell) the feature map is summarised by its mean and standard
+    deviation over three regions of the level's grid (:func:`region_statistics`): the tumour,
+    its margin (the cells the boundary runs through) and the ring of cells just outside it,
+    where spiculation and strands into the fat lie. The last stage is also averaged over the
+    whole view. The pooling has no parameters, so the weights (and checkpoints) are exactly a
+    :class:`ResNet10`'s.
     """
 
-    def __init__(self, *, in_channels: int = 2, widths=(16, 32, 64, 128), region_stages=(1, 2, 3)):
+    def __init__(
+        self, *, in_channels: int = 2, widths=(16, 32, 64, 128), region_levels=(0, 1, 2, 3)
+    ):
         super().__init__(in_channels=in_channels, widths=widths)
-        self.region_stages = tuple(int(s) for s in region_stages)
-        if any(not 0 <= s < len(widths) for s in self.region_stages):
-            raise ValueError(f"region_stages {region_stages} must index the {len(widths)} stages")
+        self.region_levels = tuple(int(level) for level in region_levels)
+        if any(not 0 <= level <= len(widths) for level in self.region_levels):
+            raise ValueError(f"region_levels {region_levels} must be 0 (the stem) to {len(widths)}")
+
+    @staticmethod
+    def level_widths(widths) -> tuple[int, ...]:
+        """Channels of each level: the stem's, then each stage's."""
+        return (widths[0], *widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = x[:, 1:2]
-        h = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        pooled = []
-        for stage, layer in enumerate(self.layers):
+        h = F.relu(self.bn1(self.conv1(x)))
+        pooled = region_statistics(h, mask) if 0 in self.region_levels else []
+        h = self.maxpool(h)
+        for stage, layer in enumerate(self.layers, start=1):
             h = layer(h)
-            if stage in self.region_stages:
-                pooled.extend(region_means(h, mask))
+            if stage in self.region_levels:
+                pooled.extend(region_statistics(h, mask))
         pooled.append(h.mean(dim=(2, 3, 4)))
         return torch.cat(pooled, dim=1)
 
 
-def region_means(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Means of ``features`` over the tumour and over its margin, on the features' grid.
+def region_statistics(features: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+    """Mean and SD of ``features`` over the tumour, its margin and around it, on their grid.
 
     ``mask`` (``(n, 1, x, y, z)``, 0 to 1) is area-averaged onto the grid: a cell's value is
-    the share of it that is tumour. Inside weighs each cell by that share; the margin is the
-    cells the boundary runs through (share strictly between 0.05 and 0.95). A region with no
-    cell gives zeros rather than a division by zero.
+    the share of it that is tumour. The tumour weighs each cell by that share; the margin is
+    the cells the boundary runs through (share strictly between 0.05 and 0.95); around is
+    the cells next to the tumour (26-neighbours) that hold none of it. A region without
+    cells gives zeros rather than a division by zero.
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``(n, channels)`` each, in the order of :data:`REGIONS` x :data:`STATISTICS`.
     """
     share = F.adaptive_avg_pool3d(mask, features.shape[2:])
-    margin = ((share > 0.05) & (share < 0.95)).to(features.dtype)
+    touched = (share > 0.05).to(features.dtype)
+    margin = touched * (share < 0.95).to(features.dtype)
+    around = F.max_pool3d(touched, 3, stride=1, padding=1) * (1 - touched)
     dims = (2, 3, 4)
-    inside = (features * share).sum(dim=dims) / share.sum(dim=dims).clamp_min(1e-3)
-    edge = (features * margin).sum(dim=dims) / margin.sum(dim=dims).clamp_min(1e-3)
-    return inside, edge
+    out = []
+    for weight in (share, margin, around):
+        total = weight.sum(dim=dims).clamp_min(1e-3)
+        mean = (features * weight).sum(dim=dims) / total
+        spread = ((features - mean[..., None, None, None]) ** 2 * weight).sum(dim=dims) / total
+        out += [mean, torch.sqrt(spread + 1e-8)]
+    return out
 
 
 def nt_xent(first: torch.Tensor, second: torch.Tensor, *, temperature: float) -> torch.Tensor:

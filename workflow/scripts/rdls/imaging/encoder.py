@@ -3,10 +3,11 @@
 What the encoder sees: each subject's whole preprocessed crop, the tumour with its margin and
 ``context_voxels`` of surrounding tissue (the image is set to zero farther out, so the
 rectum's position and the pelvis around it cannot identify a subject), with the tumour mask
-as a second channel. The network is a 3D ResNet-10 whose feature maps are averaged over the
-tumour and over its margin after stages 2 to 4, and over the whole view after the last stage
-(:class:`rdls.imaging._network.RegionPooledResNet10`): features at several scales, inside
-and at the boundary, as radiomics measures first-order, texture and shape separately.
+as a second channel. The network is a 3D ResNet-10 whose feature maps are summarised (mean
+and SD) over the tumour, its margin and the tissue just around it after the stem and the
+first three stages, and averaged over the whole view after the last stage
+(:class:`rdls.imaging._network.RegionPooledResNet10`): features at several scales, inside,
+at the boundary and beyond it, as radiomics measures first order, texture and shape apart.
 
 Pretext task: contrast of whole-tumour views (SimCLR, Chen et al. 2020). Two views of the
 same crop, each rotated in-plane by a random angle, shifted by a few voxels, mirrored, with
@@ -21,7 +22,9 @@ How it was chosen (docs/validation.md has the numbers): by criteria that do not 
 planted effect, namely how much of the radiomic features' leading principal components the
 deep features predict, and a supervised probe on every demo variant (size, margin, texture,
 intensity, mixed) together, never on one of them. The earlier patch contrast (two patches
-inside one tumour) could not see size or margin at all.
+inside one tumour) could not see size or margin at all; pooling the coarse stages alone
+missed most of the margin (the margin variant's probe 0.50 untrained), which the stem's
+finer grid, the SD over each region and the ring around the tumour raised to 0.64.
 
 Views are drawn in torch as whole batches (``affine_grid``), seeded, so training is
 deterministic on the CPU. A subject's embedding is the mean of the frozen encoder's output
@@ -55,8 +58,9 @@ class EncoderSettings:
     ----------
     widths : tuple of int
         Channels of the ResNet's four stages.
-    region_stages : tuple of int
-        Stages (0-3) whose feature maps are also pooled over the tumour and its margin.
+    region_levels : tuple of int
+        Levels (0: the stem, 1-4: the residual stages) whose feature maps are also
+        summarised (mean, SD) over the tumour, its margin and the tissue around it.
     context_voxels : tuple of int
         Tissue kept around the tumour (x, y, z voxels of the preprocessed grid); the image is
         zero farther out.
@@ -71,7 +75,7 @@ class EncoderSettings:
     """
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
-    region_stages: tuple[int, ...] = (1, 2, 3)
+    region_levels: tuple[int, ...] = (0, 1, 2, 3)
     context_voxels: tuple[int, int, int] = (8, 8, 3)
     epochs: int = 20
     batch_size: int = 32
@@ -87,10 +91,10 @@ class EncoderSettings:
                 f"config, imaging.encoder.device: {self.device!r} is not an option; "
                 f"use one of {', '.join(DEVICES)}."
             )
-        if any(not 0 <= int(s) < len(self.widths) for s in self.region_stages):
+        if any(not 0 <= int(level) <= len(self.widths) for level in self.region_levels):
             raise InputError(
-                f"config, imaging.encoder.region_stages: {list(self.region_stages)} must be "
-                f"stage numbers from 0 to {len(self.widths) - 1}."
+                f"config, imaging.encoder.region_levels: {list(self.region_levels)} must be "
+                f"level numbers from 0 (the stem) to {len(self.widths)} (the last stage)."
             )
 
     @property
@@ -100,17 +104,23 @@ class EncoderSettings:
 
     @property
     def embedding_length(self) -> int:
-        """Features per subject: tumour and margin means of each region stage, then the view's."""
-        return 2 * sum(self.widths[s] for s in self.region_stages) + self.widths[-1]
+        """Features per subject: region statistics of each region level, then the view's mean."""
+        return len(self.feature_names())
 
     def feature_names(self) -> list[str]:
-        """Column names saying where each feature was pooled, e.g. ``deep_s2_margin_017``."""
+        """Column names saying where each feature was pooled, e.g. ``deep_l2_margin_sd_017``."""
+        from rdls.imaging._network import REGIONS, STATISTICS, RegionPooledResNet10
+
+        widths = RegionPooledResNet10.level_widths(self.widths)
         names = []
-        for stage in self.region_stages:
-            for region in ("tumour", "margin"):
-                names += [f"deep_s{stage}_{region}_{i:03d}" for i in range(self.widths[stage])]
-        last = len(self.widths) - 1
-        names += [f"deep_s{last}_view_{i:03d}" for i in range(self.widths[-1])]
+        for level in sorted(set(self.region_levels)):
+            for region in REGIONS:
+                for statistic in STATISTICS:
+                    names += [
+                        f"deep_l{level}_{region}_{statistic}_{i:03d}" for i in range(widths[level])
+                    ]
+        last = len(self.widths)
+        names += [f"deep_l{last}_view_mean_{i:03d}" for i in range(self.widths[-1])]
         return names
 
 
@@ -133,7 +143,9 @@ def build_encoder(settings: EncoderSettings):
     from rdls.imaging._network import RegionPooledResNet10
 
     return RegionPooledResNet10(
-        in_channels=2, widths=tuple(settings.widths), region_stages=settings.region_stages
+        in_channels=2,
+        widths=tuple(settings.widths),
+        region_levels=sorted(set(settings.region_levels)),
     )
 
 
