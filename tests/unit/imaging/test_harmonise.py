@@ -217,11 +217,18 @@ def test_feature_constant_within_a_centre_is_left_unharmonised_with_a_note(train
 
 def test_unknown_reference_is_refused(training):
     features, meta, _, _ = training
-    with pytest.raises(ValueError, match="reference centre 'Z' has no training subjects"):
+    with pytest.raises(ValueError, match="reference centre 'Z' has fewer than 2 training"):
         fit_combat(features, meta["centre"], reference="Z")
-    with pytest.raises(InputError, match=r"reference_centre: 'Z' has no training subject.*"
-                       r"training centres: A, B, C\). Name one of these"):  # fmt: skip
+    with pytest.raises(InputError, match=r"reference_centre: 'Z' has 0 training subject\(s\) "
+                       r".*training centres: A, B, C\). Name a larger one"):  # fmt: skip
         harmonise_cohort(features, meta, family="radiomics", reference="Z")
+    # A reference of one training subject has no variance to standardise with.
+    lonely = pd.DataFrame([features.iloc[0]], index=pd.Index(["S500"], name="subject_id"))
+    more = pd.concat([features, lonely])
+    more_meta = pd.concat([meta, pd.DataFrame({"cohort": ["training"], "centre": ["Z"]},
+                                              index=lonely.index)])  # fmt: skip
+    with pytest.raises(InputError, match=r"'Z' has 1 training subject\(s\) with features"):
+        harmonise_cohort(more, more_meta, family="radiomics", reference="Z")
 
 
 def test_single_centre_is_returned_unchanged():

@@ -367,8 +367,11 @@ def fit_combat(
     """
     centre = centre.loc[features.index].astype(str)
     counts = centre.value_counts()
-    if reference not in counts.index:
-        raise ValueError(f"reference centre {reference!r} has no training subjects")
+    if counts.get(reference, 0) < MIN_SUBJECTS_PER_CENTRE:
+        raise ValueError(
+            f"reference centre {reference!r} has fewer than {MIN_SUBJECTS_PER_CENTRE} training "
+            "subjects"
+        )
     model = ComBatModel(family=family, method="combat", reference=reference,
                         features=[str(c) for c in features.columns])  # fmt: skip
     small = sorted(c for c in counts.index if counts[c] < MIN_SUBJECTS_PER_CENTRE)
@@ -578,11 +581,14 @@ def harmonise_cohort(
             "fitted; the subjects sheet needs training subjects with an MRI."
         )
     reference = reference or reference_centre(centre, cohort, training=training)
-    if reference not in set(centre[is_training]):
+    at_reference = int((centre[is_training] == reference).sum())
+    if at_reference < MIN_SUBJECTS_PER_CENTRE:
         raise InputError(
-            f"imaging.harmonisation.reference_centre: {reference!r} has no training subject "
-            f"with features (training centres: {', '.join(sorted(set(centre[is_training])))}). "
-            "Name one of these, or null for the largest."
+            f"imaging.harmonisation.reference_centre: {reference!r} has {at_reference} training "
+            f"subject(s) with features; the reference's mean and variance need at least "
+            f"{MIN_SUBJECTS_PER_CENTRE} (training centres: "
+            f"{', '.join(sorted(set(centre[is_training])))}). Name a larger one, or null for "
+            "the largest."
         )
     model = fit_combat(features[is_training], centre[is_training], reference=reference,
                        family=family)  # fmt: skip
