@@ -3,15 +3,17 @@
 Usage: python scripts/gpu_check.py [--out gpu_check.json]
 
 Needs only torch and numpy (runs in a bare CUDA torch environment, without the rest of
-.venv). With a randomly initialised, seeded ResNet-10 encoder of the default width:
+.venv). With a randomly initialised, seeded region-pooled ResNet-10 encoder of the default
+settings, on random two-channel crops of the default crop size (64 x 64 x 16) with a
+tumour-shaped mask:
 
-1. embeds 64 random two-channel crops on the CPU and on CUDA (rdls.imaging.encoder.embed)
-   and reports the largest |CUDA - CPU| relative to the largest |CPU| value, and whether two
-   CUDA runs agree exactly;
+1. embeds 64 crops on the CPU and on CUDA (rdls.imaging.encoder.embed) and reports the
+   largest |CUDA - CPU| relative to the largest |CPU| value, and whether two CUDA runs agree
+   exactly;
 2. times training steps (forward and backward of encoder and projection head on two batches
-   of 32 patches, NT-Xent, AdamW) on each device, and projects the seconds per epoch of the
-   study's 931-subject training cohort (29 full batches). Patch cutting and torchio
-   augmentation run on the CPU either way and are not in these numbers.
+   of 32 views, NT-Xent, AdamW) on each device, and projects the seconds per epoch of the
+   study's 931-subject training cohort (29 full batches). Views are drawn on the CPU either
+   way and are not in these numbers.
 """
 
 from __future__ import annotations
@@ -40,20 +42,29 @@ from rdls.imaging.encoder import (
 STUDY_TRAINING_SUBJECTS = 931
 
 
+def _crops(n: int, seed: int) -> np.ndarray:
+    """Random images with an ellipsoidal tumour mask of random size, (n, 2, 64, 64, 16)."""
+    rng = np.random.default_rng(seed)
+    crops = np.zeros((n, 2, 64, 64, 16), dtype=np.float32)
+    crops[:, 0] = rng.normal(size=(n, 64, 64, 16))
+    x, y, z = np.meshgrid(np.arange(64), np.arange(64), np.arange(16), indexing="ij")
+    for i, radius in enumerate(rng.uniform(8, 20, size=n)):
+        crops[i, 1] = ((x - 32) ** 2 + (y - 32) ** 2) / radius**2 + ((z - 8) / 4) ** 2 <= 1
+    return crops
+
+
 def embeddings(settings: EncoderSettings, crops: np.ndarray, device: str) -> np.ndarray:
     torch.manual_seed(0)
     encoder = build_encoder(settings).eval()
-    ids = [f"S{i:04d}" for i in range(len(crops))]
-    return embed(encoder, crops, ids, settings=replace(settings, device=device), seed=5)
+    return embed(encoder, crops, settings=replace(settings, device=device))
 
 
 def training_step_seconds(settings: EncoderSettings, device: str, *, steps: int) -> float:
     torch.manual_seed(0)
     encoder = build_encoder(settings).to(device)
-    head = _projection_head(settings.widths[-1]).to(device)
+    head = _projection_head(settings.embedding_length).to(device)
     optimiser = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-3)
-    shape = (settings.batch_size, 2, *settings.patch_voxels)
-    views = [torch.randn(shape, device=device) for _ in range(2)]
+    views = [torch.from_numpy(_crops(settings.batch_size, seed)).to(device) for seed in (1, 2)]
 
     def step():
         loss = nt_xent(head(encoder(views[0])), head(encoder(views[1])), temperature=0.2)
@@ -80,7 +91,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("gpu_check: torch sees no CUDA device")
     settings = EncoderSettings()
-    crops = np.random.default_rng(0).normal(size=(64, 2, 48, 48, 16)).astype(np.float32)
+    crops = _crops(64, 0)
     on_cpu = embeddings(settings, crops, "cpu")
     on_cuda = embeddings(settings, crops, "cuda")
     again = embeddings(settings, crops, "cuda")

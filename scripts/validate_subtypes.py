@@ -49,8 +49,9 @@ def run_directory(workdir: Path, *, variant: str, seed: int, scale: str) -> Path
 def run_workflow(directory: Path, *, variant: str, seed: int, scale: str, cores: int) -> float:
     """Snakemake up to the subtypes in ``directory``; returns the wall time in seconds."""
     directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "config").exists():
-        shutil.copytree(REPO / "config", directory / "config")
+    # The repository's config as it is now: a rerun after a change picks the change up.
+    shutil.rmtree(directory / "config", ignore_errors=True)
+    shutil.copytree(REPO / "config", directory / "config")
     (directory / "override.yaml").write_text(
         f"seed: {seed}\ndemo:\n  scale: {scale}\n  mri_signal: {variant}\n"
     )
