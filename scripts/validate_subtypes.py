@@ -68,7 +68,7 @@ def run_workflow(directory: Path, *, variant: str, seed: int, scale: str, cores:
 def _features(path: Path) -> pd.DataFrame:
     from rdls.imaging.features import feature_matrix
 
-    values, meta = feature_matrix(path)
+    meta, values = feature_matrix(path)
     return values.loc[meta["cohort"].eq("training").to_numpy()]
 
 
