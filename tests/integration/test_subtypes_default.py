@@ -1,6 +1,8 @@
 """Subtypes and survival on the default demo recover what was planted (the issue's acceptance
 numbers, checked on every CI run)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,11 +23,17 @@ def subtypes(default_run):
     return found.merge(truth[["subject_id", "subtype"]], on="subject_id", suffixes=("", "_true"))
 
 
-def test_the_pac_rule_chooses_three_subtypes(default_run):
+def test_three_subtypes_are_found_significant_against_the_null(default_run):
+    """The issue's target: k = 3 with p < 0.01 against data without clusters (M3C)."""
     summary = read(default_run, "results/subtypes/consensus/summary.tsv")
     print(summary.to_string())
+    structure = json.loads((default_run / "results/subtypes/consensus/structure.json").read_text())
+    assert structure["structure"] is True and structure["k"] == 3
     assert summary.loc[summary["chosen"], "k"].tolist() == [3]
-    assert summary.loc[summary["chosen"], "pac"].item() == summary["pac"].min()
+    assert structure["p_values"]["3"] < 0.01
+    stability = read(default_run, "results/subtypes/consensus/stability.tsv")
+    print(stability.to_string())
+    assert len(stability) == 3
 
 
 def test_training_subtypes_match_the_planted_ones_with_their_names(subtypes):
