@@ -349,7 +349,7 @@ def test_structure_report_when_only_too_small_clusters_beat_the_null():
 
     assert report["message"] == (
         "No significant subtypes: the k that beat the null against 25 null datasets (alpha "
-        "0.05) do not qualify: k = 5 (adjusted p 4.0e-05) its smallest cluster has 3 subjects "
+        "0.05) do not qualify: k = 5 (adjusted p 4.0e-05): its smallest cluster has 3 subjects "
         "(min_cluster_fraction requires 10)."
     )
 
@@ -367,7 +367,7 @@ def test_structure_report_when_the_gain_over_the_null_is_negligible():
     )
     assert report["min_rcsi"] == 0.05
     assert report["message"].endswith(
-        "do not qualify: k = 2 (adjusted p 4.0e-09) its RCSI 0.030 is below min_rcsi 0.05."
+        "do not qualify: k = 2 (adjusted p 4.0e-09): its RCSI 0.030 is below min_rcsi 0.05."
     )
 
 

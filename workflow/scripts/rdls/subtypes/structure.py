@@ -417,7 +417,7 @@ def structure_report(
                 if row.rcsi < min_rcsi:
                     why.append(f"its RCSI {row.rcsi:.3f} is below min_rcsi {min_rcsi:g}")
                 reasons.append(
-                    f"k = {row.k} (adjusted p {_p(row.p_adjusted)}) " + " and ".join(why)
+                    f"k = {row.k} (adjusted p {_p(row.p_adjusted)}): " + " and ".join(why)
                 )
             message = (
                 f"No significant subtypes: the k that beat the null {against} (alpha "
