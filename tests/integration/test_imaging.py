@@ -12,7 +12,7 @@ from rdls.demo._generate import _fake_identity
 from rdls.demo._mri import write_subject_mri
 from rdls.demo._plan import item_rng
 from rdls.imaging.shards import shard_index
-from tests.integration.conftest import TINY_IMAGING, TINY_OWN, TINY_SHEETS, snakemake
+from tests.integration.conftest import TINY_ANALYSIS, TINY_OWN, TINY_SHEETS, snakemake
 
 pytestmark = pytest.mark.integration
 FAMILIES = ("radiomics", "deep")
@@ -138,7 +138,7 @@ def own_cohort(tiny_run, tmp_path_factory):
     """The finished tiny run, switched from the demo to its sheets as a user's own cohort."""
     workdir = tmp_path_factory.mktemp("own") / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    (workdir / "override.yaml").write_text(TINY_OWN.format(sheets=TINY_SHEETS) + TINY_IMAGING)
+    (workdir / "override.yaml").write_text(TINY_OWN.format(sheets=TINY_SHEETS) + TINY_ANALYSIS)
     return workdir
 
 

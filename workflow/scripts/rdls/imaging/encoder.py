@@ -77,7 +77,7 @@ class EncoderSettings:
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     region_levels: tuple[int, ...] = (0, 1, 2, 3)
     context_voxels: tuple[int, int, int] = (8, 8, 3)
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
