@@ -172,8 +172,11 @@ def main(argv=None) -> None:
     parser.add_argument("--scale", default="default")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "validation.md")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite --doc from --workdir/validation.json; run nothing")  # fmt: skip
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite --doc from --workdir/validation.json; run nothing",
+    )
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
