@@ -176,6 +176,26 @@ def test_null_reference_is_seeded_and_independent_of_threads():
     assert one.settings["null_reps"] == 3 and one.settings["covariance"] == "shrunk"
 
 
+def test_null_datasets_are_drawn_with_one_blas_thread(monkeypatch):
+    """Multithreaded BLAS rounds by thread count; a SLURM node and a laptop must agree."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import rdls.subtypes.structure as structure
+
+    seen = []
+
+    def recording(model, n_items, *, rng):
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return simulate_null(model, n_items, rng=rng)
+
+    monkeypatch.setattr(structure, "simulate_null", recording)
+    X = _correlated_gaussian(2, n=30, p=6)
+    with threadpool_limits(limits=2):
+        null_reference(X, **{**OPTIONS, "ks": [2], "reps": 2, "null_reps": 2, "seed": 5})
+
+    assert seen and set(seen) == {1}
+
+
 # --- comparison with the null -----------------------------------------------------------------
 
 

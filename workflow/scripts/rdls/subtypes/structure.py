@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from rdls.errors import InputError
 from rdls.subtypes.consensus import pac_by_k
@@ -229,7 +230,11 @@ def null_reference(
             "X must be a finite items x features matrix with at least 2 items, as clustered"
         )
     ks = sorted({int(k) for k in ks})
-    model = null_model(data, covariance=covariance)
+    # Multithreaded BLAS sums in an order that depends on the thread count, and one ulp in
+    # the null model or a simulated dataset can move a borderline item between k-means
+    # clusters: one thread makes the reference the same on a laptop and on a SLURM node.
+    with threadpool_limits(limits=1):
+        model = null_model(data, covariance=covariance)
     options = {
         "ks": ks,
         "reps": reps,
@@ -267,7 +272,8 @@ def null_reference(
 
 def _null_pac(model: NullModel, n_items: int, b: int, options: dict) -> np.ndarray:
     rng = np.random.default_rng([options["seed"], _NULL_STREAM, b])
-    null = simulate_null(model, n_items, rng=rng)
+    with threadpool_limits(limits=1):  # see null_reference
+        null = simulate_null(model, n_items, rng=rng)
     return pac_by_k(null, **options)
 
 
