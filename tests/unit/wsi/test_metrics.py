@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 
 from rdls.errors import InputError
-from rdls.wsi.metrics import compare_by_subtype, compartments, heatmap_grids, slide_metrics
+from rdls.wsi.metrics import (
+    compare_by_subtype,
+    compartments,
+    grid_index,
+    heatmap_grids,
+    slide_metrics,
+)
 
 TILE_MM2 = 0.128**2  # 256 px at 0.5 um/px
 
@@ -84,3 +90,24 @@ def test_heatmap_grids_place_each_tile_in_its_cell():
     assert grids["lymphocyte_density_mm2"][0, 0] == pytest.approx(4 / TILE_MM2)
     assert grids["compartment"].tolist() == [[0, 1, -1], [-1, -1, -1]]
     assert np.isnan(grids["lymphocyte_density_mm2"][1, 2])
+
+
+@pytest.mark.parametrize("stride0", [256.0, 252.5, 256.7, 510.3])
+def test_heatmap_grids_draw_every_tile_when_the_stride_is_not_whole(stride0):
+    """Tile coordinates are rounded multiples of the stride (slide.tile_grid): every tile of
+    a full grid gets a cell of its own and no cell is left empty."""
+    shape = (7, 9)
+    xs = np.rint(np.arange(shape[1]) * stride0).astype(np.int64)
+    ys = np.rint(np.arange(shape[0]) * stride0).astype(np.int64)
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    table = pd.DataFrame({"x": grid_x.ravel(), "y": grid_y.ravel(), "tissue_fraction": 1.0,
+                          "eosin_fraction": 0.7, "n_lymphocytes": np.arange(grid_x.size),
+                          "tile_class": "stroma"})  # fmt: skip
+
+    grids = heatmap_grids(table, tile_mm2=TILE_MM2, shape=shape, step0=stride0)
+
+    density = grids["lymphocyte_density_mm2"]
+    assert np.isfinite(density).all()
+    np.testing.assert_allclose(density.ravel() * TILE_MM2, np.arange(grid_x.size))
+    assert (grids["compartment"] == 1).all()
+    assert grid_index(table["x"].max(), stride0) + 1 == shape[1]

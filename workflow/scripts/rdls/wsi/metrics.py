@@ -139,14 +139,24 @@ def heatmap_grids(
     density = np.full(shape, np.nan)
     compartment = np.full(shape, -1, dtype=int)
     codes = {"tumour": 0, "stroma": 1, "background": 2, "other": 3}
-    rows = np.clip((tiles["y"].to_numpy() // step0).astype(int), 0, shape[0] - 1)
-    cols = np.clip((tiles["x"].to_numpy() // step0).astype(int), 0, shape[1] - 1)
+    rows = np.clip(grid_index(tiles["y"], step0), 0, shape[0] - 1)
+    cols = np.clip(grid_index(tiles["x"], step0), 0, shape[1] - 1)
     area = tiles["tissue_fraction"].to_numpy(float) * tile_mm2
     with np.errstate(divide="ignore", invalid="ignore"):
         density[rows, cols] = np.where(area > 0, tiles["n_lymphocytes"] / area, np.nan)
     kinds = compartments(tiles, tile_mm2=tile_mm2)
     compartment[rows, cols] = kinds.map(codes).to_numpy()
     return {"lymphocyte_density_mm2": density, "compartment": compartment}
+
+
+def grid_index(coordinate, step0: float) -> np.ndarray:
+    """Grid cell of each tile from its level-0 coordinate.
+
+    Tile coordinates are ``rint(i * step0)`` (:func:`rdls.wsi.slide.tile_grid`), and the
+    stride in level-0 pixels is rarely whole: floor division would put a tile rounded down
+    into the previous cell and leave its own empty, so the index is rounded instead.
+    """
+    return np.rint(np.asarray(coordinate, dtype=float) / float(step0)).astype(int)
 
 
 def _density(count: float, area_mm2: float) -> float:

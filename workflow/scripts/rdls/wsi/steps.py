@@ -231,9 +231,10 @@ def plot_heatmaps(table: pd.DataFrame, *, tile_mm2: float, stride0: float, title
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
-    from rdls.wsi.metrics import heatmap_grids
+    from rdls.wsi.metrics import grid_index, heatmap_grids
 
-    shape = (int(table["y"].max() // stride0) + 1, int(table["x"].max() // stride0) + 1)
+    shape = (int(grid_index(table["y"].max(), stride0)) + 1,
+             int(grid_index(table["x"].max(), stride0)) + 1)  # fmt: skip
     grids = heatmap_grids(table, tile_mm2=tile_mm2, shape=shape, step0=stride0)
     figure = Figure(figsize=(10, 4.5))
     left, right = figure.subplots(1, 2)
