@@ -114,3 +114,27 @@ def test_every_schema_key_appears_in_the_shipped_config(shipped_config):
 def test_settings_that_contradict_each_other_are_refused(override, message):
     with pytest.raises(InputError, match=re.escape(message)):
         validate_config(override)
+
+
+def test_typed_values_nested_in_a_command_line_mapping_are_read_as_yaml():
+    """snakemake --config demo='{activate: false}' passes the nested values as strings."""
+    config = validate_config({
+        "demo": {"activate": "false", "scale": "tiny"},
+        "subtypes": {"consensus": {"k": "3", "pac_interval": ["0.1", "0.9"]}},
+        "imaging": {"encoder": {"checkpoint": "null"}},
+    })  # fmt: skip
+
+    assert config["demo"]["activate"] is False
+    assert config["subtypes"]["consensus"]["k"] == 3
+    assert config["subtypes"]["consensus"]["pac_interval"] == [0.1, 0.9]
+    assert config["imaging"]["encoder"]["checkpoint"] is None
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [({"demo": {"activate": "maybe"}}, "demo.activate"),
+     ({"subtypes": {"consensus": {"k": "true"}}}, "subtypes.consensus.k")],
+)  # fmt: skip
+def test_a_command_line_string_of_the_wrong_type_is_still_refused(override, key):
+    with pytest.raises(InputError, match=re.escape(f"key '{key}'")):
+        validate_config(override)

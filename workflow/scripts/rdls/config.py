@@ -51,7 +51,7 @@ def validate_config(config: dict[str, Any], *, source: str = "the config") -> di
         path and what the schema allows.
     """
     schema = load_schema("config")
-    filled = copy.deepcopy(dict(config))
+    filled = _typed_command_line_values(copy.deepcopy(dict(config)), schema)
     errors = sorted(
         _DefaultFillingValidator(schema).iter_errors(filled), key=lambda e: list(e.path)
     )
@@ -63,6 +63,45 @@ def validate_config(config: dict[str, Any], *, source: str = "the config") -> di
             f"{len(problems)} problem(s) in {source}:\n" + "\n".join(f"- {p}" for p in problems)
         )
     return filled
+
+
+_BOOLEANS = ("true", "false")
+_YAML_TYPES = {"boolean": bool, "integer": int, "number": (int, float), "null": type(None)}
+
+
+def _typed_command_line_values(value, schema: dict):
+    """Strings where the schema wants no string, read as YAML scalars: ``'false'`` -> False.
+
+    Snakemake reads ``--config demo='{activate: false}'`` with YAML's base loader, which keeps
+    every nested scalar a string; ``--config seed=7`` and the config file are typed already.
+    A string that is not a value of the wanted type stays as it is and is refused with the
+    schema's message.
+    """
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {
+            key: _typed_command_line_values(item, properties.get(key, {}))
+            for key, item in value.items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_typed_command_line_values(item, schema["items"]) for item in value]
+    wanted = schema.get("type")
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
+    if not isinstance(value, str) or not wanted:
+        return value
+    if "string" in wanted:
+        # A path or a name, unless it is YAML's null where null is allowed.
+        return None if "null" in wanted and value in ("null", "Null", "NULL", "~") else value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    types = tuple(_YAML_TYPES[name] for name in wanted if name in _YAML_TYPES)
+    # Only true and false are booleans (YAML 1.2): a quoted 'yes' or 'on' is a mistake to
+    # report, not a value to guess; and bool is an int in Python.
+    if isinstance(parsed, bool) and ("boolean" not in wanted or value.lower() not in _BOOLEANS):
+        return value
+    return parsed if types and isinstance(parsed, types) else value
 
 
 def _cross_key_problems(config: dict[str, Any]) -> list[str]:
