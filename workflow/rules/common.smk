@@ -52,6 +52,8 @@ else:
     SHEETS = {name: config["sheets"][name] for name in SHEET_NAMES}
     BULK_COUNTS = config["sheets"]["bulk_counts"]
     COHORT = load_cohort(SHEETS, covariates=COVARIATES, bulk_counts=BULK_COUNTS)
+for note in COHORT.notes:
+    print(f"sample sheets: {note}", file=sys.stderr)
 
 
 IMAGING = config["imaging"]["activate"] and not COHORT.mri.empty

@@ -335,3 +335,44 @@ def test_read_subjects_checks_the_sheet_again(cohort_dir):
     edit("subjects", "P2\ttraining\tA\t70", "P2\ttraining\tA\tseventy")
     with pytest.raises(InputError, match=r"subjects.tsv, row 2 \(subject_id P2\), column 'age'"):
         read_subjects("subjects.tsv")
+
+
+def test_common_codings_of_sex_and_case_are_read_and_noted(cohort_dir):
+    edit("subjects", "61\tmale", "61\tM")
+    edit("subjects", "70\tfemale", "70\tFemale")
+    edit("subjects", "55\tmale\tT4", "55\tm\tt4")
+
+    cohort = load()
+
+    assert cohort.subjects["sex"].tolist() == ["male", "female", "male", "female"]
+    assert cohort.subjects["t_stage"].tolist() == ["T3", "T2", "T4", "T3"]
+    assert (
+        "subjects.tsv, column 'sex': read 'Female' as 'female' (1 row), 'M' as 'male' (1 row), "
+        "'m' as 'male' (1 row)." in cohort.notes
+    )
+    assert "subjects.tsv, column 't_stage': read 't4' as 'T4' (1 row)." in cohort.notes
+    # The rules that read the sheet again when they run see the same values.
+    assert read_subjects("subjects.tsv")["sex"].tolist() == cohort.subjects["sex"].tolist()
+
+
+def test_a_valid_sheet_has_no_notes(cohort_dir):
+    assert load().notes == ()
+
+
+def test_the_same_problem_in_many_rows_is_one_line_with_the_count_and_the_first_rows(cohort_dir):
+    header, *rows = SUBJECTS.splitlines()
+    row = rows[0].replace("\tmale\t", "\tX\t")
+    many = [row.replace("P1\t", f"Q{i}\t", 1) for i in range(300)]
+    (cohort_dir / "subjects.tsv").write_text("\n".join([header, *many, *rows[1:]]) + "\n")
+    for sheet in ("mri", "slides", "scrna", "bulk"):
+        header_only = read(sheet).splitlines()[0]
+        (cohort_dir / f"{sheet}.tsv").write_text(header_only + "\n")
+
+    message = problems_of()
+
+    assert message.startswith("1 problem(s) in the sample sheets:")
+    assert (
+        "subjects.tsv, 300 rows (row 1 (subject_id Q0); row 2 (subject_id Q1); row 3 "
+        "(subject_id Q2) and 297 more), column 'sex': 'X' is not one of male, female. "
+        "Expected: Sex" in message
+    )

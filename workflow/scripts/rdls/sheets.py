@@ -35,6 +35,8 @@ class Cohort:
     scrna: pd.DataFrame
     bulk: pd.DataFrame
     sources: Mapping[str, str]
+    # What was read in a common coding and recoded (e.g. sex 'M' as 'male'), for the console.
+    notes: tuple[str, ...] = ()
 
     def sheet(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
@@ -159,11 +161,13 @@ def validate_cohort(
         Listing every problem found, each naming sheet, row, column and fix.
     """
     problems: list[str] = []
+    notes: list[str] = []
     typed = {}
     for name in SHEET_NAMES:
         extra = covariates if name == "subjects" else ()
         sheet = _SheetChecker(name, sources[name], load_schema(f"sheets/{name}"), extra)
         typed[name] = sheet.check(frames[name].copy(), problems)
+        notes += sheet.notes
         if check_files:
             sheet.check_files(typed[name], Path(base_dir), problems)
 
@@ -191,7 +195,7 @@ def validate_cohort(
             f"{len(problems)} problem(s) in the sample sheets:\n"
             + "\n".join(f"- {p}" for p in problems)
         )
-    return Cohort(**typed, sources=dict(sources))
+    return Cohort(**typed, sources=dict(sources), notes=tuple(notes))
 
 
 class _SheetChecker:
@@ -212,6 +216,7 @@ class _SheetChecker:
             )
         self.schema = {**schema, "properties": self.columns}
         self.validator = jsonschema.Draft7Validator(self.schema)
+        self.notes: list[str] = []
 
     def where(self, frame: pd.DataFrame, row: int) -> str:
         label = f"{self.source}, row {row + 1}"
@@ -246,14 +251,52 @@ class _SheetChecker:
         for column, spec in self.columns.items():
             if column not in frame.columns and "default" in spec:
                 frame[column] = str(spec["default"])
+        frame = self._recode(frame)
+        # The same problem in many rows (a coding the schema does not know, say) is one line.
+        found: dict[tuple[str, str], list[int]] = {}
         for row in range(len(frame)):
-            record = self._typed_record(frame, row, problems)
+            record = self._typed_record(frame, row, found)
             for error in self.validator.iter_errors(record):
-                problems.append(self._describe(frame, row, error))
+                found.setdefault(self._describe(error), []).append(row)
+        problems += [self._grouped(frame, rows, *problem) for problem, rows in found.items()]
         self._check_duplicates(frame, problems)
         return self._typed_frame(frame)
 
-    def _typed_record(self, frame: pd.DataFrame, row: int, problems: list[str]) -> dict:
+    def _recode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Read an enum column's common codings as its values, and note it.
+
+        A value that differs from an allowed one only in case, or that the schema lists under
+        ``x-codings`` (sex 'M' and 'F', say), is replaced by the allowed value.
+        """
+        for column, spec in self.columns.items():
+            if column not in frame.columns or "enum" not in spec or spec.get("type") != "string":
+                continue
+            codings = {str(v).lower(): str(v) for v in spec["enum"]}
+            codings.update({str(k).lower(): str(v) for k, v in spec.get("x-codings", {}).items()})
+            original = frame[column]
+            recoded = original.str.strip().str.lower().map(codings).fillna(original)
+            changed = recoded != original
+            if changed.any():
+                pairs = (
+                    pd.DataFrame({"from": original[changed], "to": recoded[changed]})
+                    .value_counts(sort=False)
+                    .items()
+                )
+                read = ", ".join(f"'{a}' as '{b}' ({n} row{'s' * (n > 1)})" for (a, b), n in pairs)
+                self.notes.append(f"{self.source}, column '{column}': read {read}.")
+                frame[column] = recoded
+        return frame
+
+    def _grouped(self, frame: pd.DataFrame, rows: list[int], column: str, text: str) -> str:
+        if len(rows) == 1:
+            return f"{self.where(frame, rows[0])}, column '{column}': {text}"
+        first = "; ".join(
+            self.where(frame, row).removeprefix(f"{self.source}, ") for row in rows[:3]
+        )
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        return f"{self.source}, {len(rows)} rows ({first}{more}), column '{column}': {text}"
+
+    def _typed_record(self, frame: pd.DataFrame, row: int, found: dict) -> dict:
         record = {}
         for column in frame.columns:
             text = frame[column].iloc[row]
@@ -263,22 +306,20 @@ class _SheetChecker:
             if kind in _NUMERIC:
                 value = _parse_number(text, integer=kind == "integer")
                 if value is None:
-                    problems.append(
-                        f"{self.where(frame, row)}, column '{column}': '{text}' is not "
-                        f"{'an integer' if kind == 'integer' else 'a number'}. "
-                        f"{self._fix(column)}"
-                    )
+                    what = "an integer" if kind == "integer" else "a number"
+                    problem = (column, f"'{text}' is not {what}. {self._fix(column)}")
+                    found.setdefault(problem, []).append(row)
                     continue
                 record[column] = value
             else:
                 record[column] = text
         return record
 
-    def _describe(self, frame: pd.DataFrame, row: int, error) -> str:
-        where = self.where(frame, row)
+    def _describe(self, error) -> tuple[str, str]:
+        """The column and the problem with its fix, without the row."""
         if error.validator == "required":
             column = error.message.split("'")[1]
-            return f"{where}, column '{column}': empty, but required. {self._fix(column)}"
+            return column, f"empty, but required. {self._fix(column)}"
         column = error.path[0] if error.path else "?"
         value = error.instance
         if error.validator == "enum":
@@ -296,7 +337,7 @@ class _SheetChecker:
             )
         else:
             what = error.message
-        return f"{where}, column '{column}': {what}. {self._fix(column)}"
+        return column, f"{what}. {self._fix(column)}"
 
     def _fix(self, column: str) -> str:
         description = " ".join(self.columns.get(column, {}).get("description", "").split())
