@@ -45,6 +45,7 @@ if SUBTYPES:
             code=rdls_sources(
                 "subtypes.consensus",
                 "subtypes.structure",
+                "subtypes.separation",
                 "subtypes.stability",
                 "subtypes.naming",
                 "subtypes._consensus_plots",

@@ -301,6 +301,7 @@ def choose_k(
     min_cluster_size: int = 1,
     alpha: float = 0.05,
     min_rcsi: float = 0.0,
+    separated_only: bool = False,
 ) -> int | None:
     """The number of clusters that ``rule`` picks from a consensus summary, or None.
 
@@ -334,6 +335,10 @@ def choose_k(
         The smallest RCSI the ``"rcsi"`` rule counts, at least 0: a k can beat a narrow null
         distribution significantly by a negligible margin (non-normal features without
         clusters, e.g. skewed ones, are slightly more stable than the normal null).
+    separated_only : bool
+        ``"rcsi"`` rule only: a k counts only when every pair of its clusters is separated
+        (``separation_p < alpha``, :mod:`rdls.subtypes.separation`), so that bins cut out of
+        a continuum, which can beat the normal null too, are not taken for subtypes.
 
     Returns
     -------
@@ -373,6 +378,13 @@ def choose_k(
     if rule == "rcsi":
         significant = table["p_adjusted"].to_numpy(float) < alpha
         large = table["rcsi"].to_numpy(float) >= min_rcsi
+        if separated_only:
+            if "separation_p" not in table.columns:
+                raise InputError(
+                    "summary has no column 'separation_p': join it with "
+                    "rdls.subtypes.separation.separation_summary"
+                )
+            large &= table["separation_p"].to_numpy(float) < alpha
         return _largest_rcsi(table[eligible & significant & large])
     if not eligible.any():
         raise InputError(

@@ -173,6 +173,7 @@ def consensus_step(
     )
     from rdls.subtypes.consensus import choose_k, consensus_cluster
     from rdls.subtypes.naming import incidence_rates, name_subtypes
+    from rdls.subtypes.separation import separation_by_k, separation_summary
     from rdls.subtypes.stability import STABILITY_COLUMNS, bootstrap_stability
     from rdls.subtypes.structure import compare_with_null, null_reference, structure_report
 
@@ -196,6 +197,8 @@ def consensus_step(
         **options,
     )
     summary = result.summary.merge(compare_with_null(result.summary, null), on="k")
+    separation = separation_summary(separation_by_k(training, result.labels))
+    summary = summary.merge(separation, on="k")
     min_size = max(2, math.ceil(settings["min_cluster_fraction"] * len(training)))
     fixed = settings["k"] is not None
     k = choose_k(
@@ -205,6 +208,7 @@ def consensus_step(
         min_cluster_size=min_size,
         alpha=settings["alpha"],
         min_rcsi=settings["min_rcsi"],
+        separated_only=settings["separated_only"],
     )
     structure = structure_report(
         summary,
@@ -215,11 +219,13 @@ def consensus_step(
         fixed=fixed,
         min_cluster_size=min_size,
         min_rcsi=settings["min_rcsi"],
+        separated_only=settings["separated_only"],
     )
     (log.info if k is not None else log.warning)("%s", structure["message"])
     summary = summary.assign(
         eligible=summary["min_cluster_size"] >= min_size,
         significant=summary["p_adjusted"] < settings["alpha"],
+        separated=summary["separation_p"] < settings["alpha"],
         chosen=summary["k"] == k,
     )
     summary.to_csv(out_summary, sep="\t", index=False)

@@ -373,6 +373,7 @@ def structure_report(
     fixed: bool = False,
     min_cluster_size: int = 1,
     min_rcsi: float = 0.0,
+    separated_only: bool = False,
 ) -> dict:
     """``structure.json``: whether there are subtypes, k, the numbers per k and a sentence.
 
@@ -383,10 +384,11 @@ def structure_report(
         ``min_cluster_size`` and ``COMPARISON_COLUMNS``).
     k : int or None
         The chosen k (None: no structure).
-    k_rule, alpha, null_reps, fixed, min_cluster_size, min_rcsi
+    k_rule, alpha, null_reps, fixed, min_cluster_size, min_rcsi, separated_only
         How k was chosen: the rule, the significance level, the null datasets, whether k was
-        fixed in the config, the smallest cluster a k needed to be eligible and the smallest
-        RCSI that counted.
+        fixed in the config, the smallest cluster a k needed to be eligible, the smallest
+        RCSI that counted and whether every pair of clusters had to be separated (then
+        ``summary`` has ``separation_p`` and ``least_separated``).
 
     Returns
     -------
@@ -422,6 +424,13 @@ def structure_report(
                     )
                 if row.rcsi < min_rcsi:
                     why.append(f"its RCSI {row.rcsi:.3f} is below min_rcsi {min_rcsi:g}")
+                if separated_only and not row.separation_p < alpha:
+                    first, second = row.least_separated.split("-")
+                    why.append(
+                        f"its clusters {first} and {second} are not separated (the training "
+                        f"subjects projected on the line between them are unimodal, dip test "
+                        f"p = {_p(row.separation_p)}): bins of a continuum, not subtypes"
+                    )
                 reasons.append(
                     f"k = {row.k} (adjusted p {_p(row.p_adjusted)}): " + " and ".join(why)
                 )
@@ -436,6 +445,8 @@ def structure_report(
             f"{row['null_pac_sd']:.3f}) in {null_reps} null datasets, RCSI {row['rcsi']:.2f}, "
             f"p = {_p(row['p_value'])} (Holm-adjusted over {span}: {_p(row['p_adjusted'])})"
         )
+        if "separation_p" in by_k.columns:
+            numbers += f"; the least separated pair's dip test p = {_p(row['separation_p'])}"
         if k_rule == "rcsi" and not fixed:
             message = (
                 f"{k} subtypes: k = {k} has the largest RCSI among the k whose PAC is "
@@ -456,6 +467,7 @@ def structure_report(
         "k_fixed": bool(fixed),
         "alpha": float(alpha),
         "min_rcsi": float(min_rcsi),
+        "separated_only": bool(separated_only),
         "p_adjust": "holm",
         "null_reps": int(null_reps),
         "pac": per_k("pac"),
@@ -464,6 +476,7 @@ def structure_report(
         "p_values": per_k("p_value"),
         "p_adjusted": per_k("p_adjusted"),
         "p_monte_carlo": per_k("p_monte_carlo"),
+        **({"separation_p": per_k("separation_p")} if "separation_p" in table.columns else {}),
         "message": message,
     }
 
