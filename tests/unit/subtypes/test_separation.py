@@ -103,7 +103,6 @@ def test_the_report_says_which_clusters_are_not_separated():
 
     assert report["structure"] is False and report["separated_only"] is True
     assert report["separation_p"] == {"2": 0.3, "3": 0.4, "4": 0.5}
-    assert "k = 3 (adjusted p 1.0e-05): its clusters 1 and 2 are not separated" in (
-        report["message"]
-    )
-    assert "bins of a continuum, not subtypes" in report["message"]
+    message = report["message"]
+    assert "k = 3 (adjusted p 1.0e-05): its clusters 1 and 2 are not separated" in message
+    assert "bins of a continuum, not subtypes" in message
