@@ -13,19 +13,11 @@ from tests.integration.conftest import TINY_IMAGING, deploy, snakemake
 pytestmark = pytest.mark.integration
 
 NOTE = "no significant subtypes: nothing to compare by subtype"
-# The tiny demo as the other integration tests run it, with the null MRI variant. Its 24
-# training subjects are too few for the null to hold by itself: at seed 42 the consensus
-# splits them by tumour size (k = 2: planted diameters 21 and 31 mm on average; PAC 0.011,
-# Holm-adjusted p 1e-6 against the normal null). min_rcsi 100 makes
-# every k fall short (RCSI is at most the log of the number of subject pairs, 5.6 here), so
-# the run takes the no-structure path whatever the features, with the real numbers in its
-# message; how often the null variant is called structure at the default scale is what
-# docs/validation.md measures.
-TINY_NULL = (
-    "demo:\n  scale: tiny\n  mri_signal: none\n"
-    + TINY_IMAGING
-    + "subtypes:\n  consensus:\n    min_rcsi: 100\n"
-)
+# The tiny demo as the other integration tests run it, with the null MRI variant, and the
+# default rule. Its 24 training subjects split by tumour size (k = 2: Holm-adjusted p 1e-6
+# against the normal null), but the two halves of that continuum are not separated (dip test
+# p 0.13 on the line between them), so the rule declares no subtypes.
+TINY_NULL = "demo:\n  scale: tiny\n  mri_signal: none\n" + TINY_IMAGING
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +35,7 @@ def test_consensus_finds_no_structure_and_every_subject_is_none(null_run):
     structure = json.loads((null_run / "subtypes/consensus/structure.json").read_text())
     assert structure["structure"] is False and structure["k"] is None
     assert structure["message"].startswith("No significant subtypes")
+    assert "not separated" in structure["message"] and structure["separated_only"] is True
     assignments = read(null_run / "subtypes/assignments.tsv")
     assert len(assignments) == 60 and set(assignments["subtype"]) == {"none"}
     assert set(assignments["source"]) == {"no_structure"}
