@@ -126,7 +126,8 @@ def _number(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}f}" if value >= 10**-digits else f"{value:.1e}"
+        small = 0 < abs(value) < 10**-digits
+        return f"{value:.1e}" if small else f"{value:.{digits}f}"
     return str(value)
 
 
@@ -136,7 +137,8 @@ def markdown(results: dict) -> str:
         BEGIN,
         "",
         "| variant | seed | deep BA | radiomic BA | deep / radiomic | R² deep → radiomic PCs "
-        "(weighted) | k | p | training ARI | external BA | minutes |",
+        "(weighted) | k | p (k; without subtypes the lowest over k) | training ARI | "
+        "external BA | minutes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key in sorted(results, key=lambda k: (VARIANTS.index(results[k]["variant"]),
