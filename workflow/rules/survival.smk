@@ -49,7 +49,9 @@ if SURVIVAL:
         input:
             assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("survival.cox", "survival._plots", "survival.steps", "compare"),
+            code=rdls_sources(
+                "survival.cox", "survival.ph_test", "survival._plots", "survival.steps", "compare"
+            ),
         output:
             table=report(
                 "results/survival/cox/hazard_ratios.tsv",
@@ -146,7 +148,9 @@ if SURVIVAL:
             features="results/subtypes/features/selected.parquet",
             model="results/survival/rrs/model.json",
             subjects=SHEETS["subjects"],
-            code=rdls_sources("survival.rrs", "survival.km", "survival.cox", "survival.steps"),
+            code=rdls_sources(
+                "survival.rrs", "survival.km", "survival.cox", "survival.ph_test", "survival.steps"
+            ),
         output:
             scores=report(
                 "results/survival/risk_scores.tsv",
@@ -207,7 +211,11 @@ if SURVIVAL:
             rrs_model="results/survival/rrs/model.json",
             subjects=SHEETS["subjects"],
             code=rdls_sources(
-                "survival.compare", "survival._compare_plots", "survival.cox", "survival.steps"
+                "survival.compare",
+                "survival.td_auc",
+                "survival._compare_plots",
+                "survival.cox",
+                "survival.steps",
             ),
         output:
             models="results/survival/comparison/models.tsv",

@@ -2,22 +2,20 @@
 
 Synthetic cohorts from a known Cox model: hazard 0.01/month x exp(x + 0.3 g), x standard
 normal and prognostic, g binary, z pure noise; uniform censoring. The discrimination measures
-must agree with scikit-survival's, on the sample and on a bootstrap resample.
+must agree with scikit-survival's (concordance, on the sample and on a bootstrap resample) and
+with rdls.survival.td_auc (the AUC, itself checked against timeROC in test_td_auc.py).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from lifelines import KaplanMeierFitter
-from sksurv.metrics import (
-    concordance_index_censored,
-    concordance_index_ipcw,
-    cumulative_dynamic_auc,
-)
+from sksurv.metrics import concordance_index_censored, concordance_index_ipcw
 from sksurv.util import Surv
 
 from rdls.errors import InputError
@@ -28,12 +26,12 @@ from rdls.survival._compare_plots import (
     plot_roc,
 )
 from rdls.survival.compare import (
-    _auc,
     _concordance,
     compare_models,
     fit_survival_model,
     risk_at,
 )
+from rdls.survival.td_auc import compare_auc, time_dependent_auc
 
 HORIZON = 60.0
 MODELS = {"noise": ["z", "g"], "prognostic": ["z", "g", "x"]}
@@ -95,22 +93,29 @@ def test_prognostic_model_beats_noise_and_the_paired_interval_excludes_zero(resu
         assert (diff["model_a"], diff["model_b"]) == ("noise", "prognostic")
         assert diff["difference"] == pytest.approx(auc["prognostic"] - auc["noise"])
         assert diff["ci_lower"] > 0.1
-        assert diff["p_value"] == pytest.approx(1 / N_BOOT)  # floor: no resample at or below 0
+        assert diff["p_value"] < 1e-6
 
 
-def test_auc_agrees_with_scikit_survival(cohorts, result):
+def test_auc_is_each_cohorts_own_time_dependent_auc(cohorts, result):
+    """Censoring weights, standard error and paired test come from the cohort itself."""
     train, others = cohorts
-    limit = train["time"].max()
     for name, d in {"training": train, **others}.items():
+        estimates = {}
         for model, columns in MODELS.items():
             fit = fit_survival_model(train["X"][columns], train["time"], train["event"])
             risk = risk_at(fit, d["X"], horizon=HORIZON).to_numpy()
-            expected, _ = cumulative_dynamic_auc(_surv(train), _surv(d, limit), risk, HORIZON)
+            own = time_dependent_auc(d["time"], d["event"], risk, horizon=HORIZON)
+            estimates[model] = own
             row = _row(result.auc, name, model).iloc[0]
-            assert row["auc"] == pytest.approx(expected[0], abs=1e-12)
-            assert row["ci_lower"] < row["auc"] < row["ci_upper"]
-            assert row["n_boot_used"] == N_BOOT
-            assert row["events_by_horizon"] == ((d["time"] <= HORIZON) & (d["event"] == 1)).sum()
+            assert row["auc"] == pytest.approx(own.auc, abs=1e-12)
+            assert row["se"] == pytest.approx(own.se, abs=1e-12)
+            assert (row["ci_lower"], row["ci_upper"]) == pytest.approx(own.interval(0.95))
+            assert row["events_by_horizon"] == ((d["time"] < HORIZON) & (d["event"] == 1)).sum()
+            assert row["note"] == ""
+        test = compare_auc(estimates["noise"], estimates["prognostic"])
+        diff = result.auc_difference[result.auc_difference["cohort"] == name].iloc[0]
+        assert diff["p_value"] == pytest.approx(test["p_value"], rel=1e-9, abs=1e-300)
+        assert diff["ci_lower"] == pytest.approx(test["difference"] - 1.959964 * test["se"])
 
 
 def test_concordance_agrees_with_scikit_survival(cohorts, result):
@@ -120,7 +125,7 @@ def test_concordance_agrees_with_scikit_survival(cohorts, result):
     risk = risk_at(fit, d["X"], horizon=HORIZON).to_numpy()
     row = _row(result.cindex, "validation", "prognostic").iloc[0]
     harrell = concordance_index_censored(d["event"].to_numpy() == 1, d["time"].to_numpy(), risk)
-    uno = concordance_index_ipcw(_surv(train), _surv(d), risk, tau=HORIZON)
+    uno = concordance_index_ipcw(_surv(d), _surv(d), risk, tau=HORIZON)  # own censoring
     assert row["harrell"] == pytest.approx(harrell[0], abs=1e-12)
     assert row["uno"] == pytest.approx(uno[0], abs=1e-12)
     assert row["harrell_ci_lower"] < row["harrell"] < row["harrell_ci_upper"]
@@ -129,8 +134,6 @@ def test_concordance_agrees_with_scikit_survival(cohorts, result):
 
 def test_bootstrap_counts_give_scikit_survivals_values_on_the_resample(cohorts):
     """The closed forms in per-subject counts equal recomputing on the resampled subjects."""
-    from sksurv.nonparametric import CensoringDistributionEstimator
-
     train, _ = cohorts
     fit = fit_survival_model(train["X"][MODELS["prognostic"]], train["time"], train["event"])
     risk = risk_at(fit, train["X"], horizon=HORIZON).to_numpy()
@@ -138,14 +141,6 @@ def test_bootstrap_counts_give_scikit_survivals_values_on_the_resample(cohorts):
     t, e = train["time"].to_numpy(), train["event"].to_numpy() == 1
     idx = np.random.default_rng(9).integers(0, len(t), len(t))
     counts = np.bincount(idx, minlength=len(t))[None, :].astype(float)
-    g = CensoringDistributionEstimator().fit(_surv(train))
-    case, control = e & (t <= HORIZON), t > HORIZON
-    w = np.zeros(len(t))
-    w[case] = 1 / g.predict_proba(t[case])
-    _, auc_boot = _auc(risk, case, control, w, counts)
-    y_resampled = Surv.from_arrays(event=e[idx], time=t[idx])
-    expected, _ = cumulative_dynamic_auc(_surv(train), y_resampled, risk[idx], HORIZON)
-    assert auc_boot[0] == pytest.approx(expected[0], abs=1e-12)
     _, harrell_boot = _concordance(risk, t, e, e.astype(float), counts)
     expected = concordance_index_censored(e[idx], t[idx], risk[idx])[0]
     assert harrell_boot[0] == pytest.approx(expected, abs=1e-12)
@@ -170,10 +165,11 @@ def test_validation_follow_up_beyond_the_training_follow_up_is_a_control(cohorts
     )
     fit = fit_survival_model(train["X"][MODELS["prognostic"]], train["time"], train["event"])
     risk = risk_at(fit, late["X"], horizon=HORIZON).to_numpy()
-    limit = train["time"].max()
-    expected, _ = cumulative_dynamic_auc(_surv(train), _surv(late, limit), risk, HORIZON)
-    assert _row(res.auc, "late", "prognostic")["auc"].item() == pytest.approx(expected[0])
-    assert np.isnan(_row(res.auc, "late", "prognostic")["ci_lower"].item())  # n_boot = 0
+    expected = time_dependent_auc(late["time"], late["event"], risk, horizon=HORIZON)
+    row = _row(res.auc, "late", "prognostic").iloc[0]
+    assert row["auc"] == pytest.approx(expected.auc)
+    assert row["controls"] == (late["time"] > HORIZON).sum()
+    assert np.isnan(_row(res.cindex, "late", "prognostic")["harrell_ci_lower"].item())  # n_boot 0
 
 
 def test_rerun_with_the_same_seed_is_identical(cohorts, result):
@@ -295,8 +291,6 @@ def _with(d: dict, **changes) -> dict:
         ),
         ("missing_column", r"cohort 'validation': model column\(s\) 'x' are missing"),
         ("nan_time", r"cohort 'validation': follow-up time or event missing for subjects V0003"),
-        ("no_events", r"cohort 'validation': no recurrence by the horizon \(60 months\)"),
-        ("short_follow_up", r"cohort 'validation': nobody is followed recurrence-free beyond"),
         ("reserved", r"cohort name 'training' is reserved"),
     ],
 )
@@ -313,15 +307,37 @@ def test_compare_models_rejects_bad_cohorts(cohorts, case, message):
         time = v["time"].copy()
         time.loc["V0003"] = np.nan
         bad = {"validation": _with(v, time=time)}
-    elif case == "no_events":
-        event = v["event"].where(v["time"] > HORIZON, 0)
-        bad = {"validation": _with(v, event=event)}
-    elif case == "short_follow_up":
-        bad = {"validation": _with(v, time=v["time"].clip(upper=HORIZON))}
     else:
         bad = {"training": v}
     with pytest.raises(InputError, match=message):
         compare_models(train=train, cohorts=bad, models=MODELS, n_boot=0, seed=0)
+
+
+@pytest.mark.parametrize("case", ["no_events", "short_follow_up"])
+def test_a_cohort_without_an_auc_is_reported_not_estimable_and_the_rest_stands(cohorts, case):
+    train, others = cohorts
+    v = others["validation"]
+    if case == "no_events":
+        changed = _with(v, event=v["event"].where(v["time"] > HORIZON, 0))
+        reason = "no event before 60"
+    else:
+        changed = _with(v, time=v["time"].clip(upper=HORIZON))
+        reason = "nobody event-free beyond 60"
+    res = compare_models(
+        train=train, cohorts={"validation": changed}, models=MODELS, n_boot=20, seed=0
+    )
+    rows = res.auc[res.auc["cohort"] == "validation"]
+    assert rows["auc"].isna().all() and rows["se"].isna().all()
+    assert rows["note"].str.startswith(reason).all()
+    assert (
+        res.auc_difference.set_index("cohort").loc["validation", "p_value"]
+        != (res.auc_difference.set_index("cohort").loc["validation", "p_value"])
+    )  # NaN
+    assert any(note.startswith("validation: no AUC at the horizon") for note in res.notes)
+    assert "validation" not in set(res.roc["cohort"])
+    cindex = res.cindex.set_index(["cohort", "model"]).loc[("validation", "prognostic")]
+    assert np.isfinite(cindex["harrell"])
+    assert set(res.calibration["cohort"]) == {"training", "validation"}
 
 
 def test_horizon_beyond_the_training_follow_up_is_rejected(cohorts):
@@ -361,3 +377,21 @@ def test_a_locked_model_predicts_what_the_fitted_one_does():
     )
     with pytest.raises(InputError):
         risk_from_locked(locked, X.drop(columns="b"))
+
+
+def test_figures_are_drawn_when_a_cohort_has_no_auc(cohorts, tmp_path):
+    train, others = cohorts
+    v = others["validation"]
+    res = compare_models(
+        train=train,
+        cohorts={"validation": _with(v, event=v["event"].where(v["time"] > HORIZON, 0))},
+        models=MODELS,
+        n_boot=0,
+        seed=0,
+    )
+    for plot in (plot_roc, plot_auc_comparison, plot_calibration, plot_decision_curves):
+        plot(res, png=tmp_path / f"{plot.__name__}.png", svg=tmp_path / f"{plot.__name__}.svg")
+    assert "no AUC" in (tmp_path / "plot_auc_comparison.svg").read_text()
+    nothing = replace(res, roc=res.roc.iloc[:0])
+    plot_roc(nothing, png=tmp_path / "empty.png", svg=tmp_path / "empty.svg")
+    assert "No cohort has an AUC" in (tmp_path / "empty.svg").read_text()

@@ -265,19 +265,21 @@ def test_ph_test_flags_crossing_hazards():
 
     test = result.ph_test.set_index("term")
     assert test.columns.tolist() == ["statistic", "df", "p_value"]
-    assert test.loc["arm[B]", "p_value"] < 0.01
+    assert test.loc["arm", "p_value"] < 0.01
     assert test.loc["GLOBAL", "p_value"] < 0.01
     # One term: the global test is the term's test.
-    assert test.loc["GLOBAL", "statistic"] == pytest.approx(test.loc["arm[B]", "statistic"])
+    assert test.loc["GLOBAL", "statistic"] == pytest.approx(test.loc["arm", "statistic"])
 
 
 def test_ph_test_passes_proportional_hazards(cohort):
     result = fit_cox(cohort, time="rfs_months", event="rfs_event", design=_design(cohort))
 
     test = result.ph_test.set_index("term")
-    assert test.index.tolist() == [*result.table["term"], "GLOBAL"]
+    # One row per covariate, the subtype's two columns pooled (cox.zph's terms = TRUE).
+    assert test.index.tolist() == ["subtype", "age", "log2(cea)", "GLOBAL"]
     assert (test["p_value"] > 0.01).all()
     assert test.loc["GLOBAL", "df"] == 4
+    assert test.loc["subtype", "df"] == 2
     assert test.loc["age", "df"] == 1
 
 

@@ -23,6 +23,7 @@ SURVIVAL = {
     "log2_covariates": ["cea_ng_ml"],
     "horizon_months": 60,
     "at_risk_every_months": 12,
+    "ph_transform": "km",
     "rrs": {"fdr": 0.05, "max_features": 50, "l1_ratio": 1.0, "folds": 5, "penalty_rule": "1se",
             "cutoff": "maxstat", "min_group_fraction": 0.2},
     "comparison": {"bootstrap": 20, "calibration_groups": 3, "max_threshold": 0.6},

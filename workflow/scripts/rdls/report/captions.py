@@ -215,9 +215,10 @@ def auc(config: Mapping) -> str:
     covariates = ", ".join(cox_covariates(config)) or "none"
     return (
         f"Time-dependent AUC at {_v(config, 'survival.horizon_months')} months "
-        "(cumulative/dynamic, IPCW; scikit-survival) with bootstrap 95% CIs "
-        f"({_v(config, 'survival.comparison.bootstrap')} resamples, seed {_v(config, 'seed')}); "
-        "difference (second minus first model) with its paired bootstrap test. Clinical "
+        "(cumulative/dynamic; cases weighted by the inverse probability of censoring, "
+        "estimated by Kaplan-Meier in each cohort, as timeROC's marginal weighting) with 95% "
+        "CIs from the estimator's iid representation; difference (second minus first model) "
+        "with its paired test (timeROC's compare). Clinical "
         f"model: {covariates}; both models fitted in training (training values are apparent)."
     )
 

@@ -976,6 +976,10 @@ def comparison_html(files: Files, config: Mapping) -> str:
         parts.append(
             table(frame, caption=captions.auc(config), columns=columns, source=_src("auc"))
         )
+        if "note" in auc.columns:
+            reasons = auc[auc["note"].fillna("").astype(str).str.strip() != ""]
+            for row in reasons.drop_duplicates("cohort").itertuples():
+                parts.append(notice(f"{row.cohort}: no AUC at {horizon} months ({row.note})."))
     else:
         parts.append(missing("AUC table (results/survival/comparison/auc.tsv)"))
     cindex = files.table("cindex")
@@ -1000,8 +1004,8 @@ def comparison_html(files: Files, config: Mapping) -> str:
             )
         )
     caption = (
-        f"AUC at {horizon} months with 95% CI, per cohort and model; p of the paired bootstrap "
-        "test above each cohort."
+        f"AUC at {horizon} months with 95% CI, per cohort and model; p of the paired test "
+        "(timeROC's) above each cohort."
     )
     parts.append(figure(files.path("auc_figure"), caption, size="half"))
     parts.append(figure(files.path("roc_figure"), f"ROC curves at {horizon} months, per cohort."))

@@ -19,6 +19,11 @@ _REFERENCE = {"treat all": ("0.45", "--"), "treat none": ("0.2", ":")}
 def plot_roc(result, *, png: str | Path, svg: str | Path | None = None) -> Figure:
     """ROC curves at the horizon, one panel per cohort, one line per model with its AUC."""
     cohorts = list(dict.fromkeys(result.roc["cohort"]))
+    if not cohorts:
+        figure = Figure(figsize=(5.0, 2.0), layout="constrained")
+        figure.text(0.5, 0.5, "No cohort has an AUC at the horizon (auc.tsv says why).",
+                    ha="center", va="center")  # fmt: skip
+        return _save(figure, png, svg)
     figure, axes = _panels(len(cohorts))
     auc = result.auc.set_index(["cohort", "model"])["auc"]
     for ax, cohort in zip(axes, cohorts, strict=False):
@@ -102,7 +107,7 @@ def plot_decision_curves(result, *, png: str | Path, svg: str | Path | None = No
 
 
 def plot_auc_comparison(result, *, png: str | Path, svg: str | Path | None = None) -> Figure:
-    """AUC with its bootstrap interval per cohort (x) and model (colour)."""
+    """AUC with its 95% interval per cohort (x) and model (colour); "no AUC" where none."""
     auc = result.auc
     cohorts = list(dict.fromkeys(auc["cohort"]))
     models = list(dict.fromkeys(auc["model"]))
@@ -124,6 +129,8 @@ def plot_auc_comparison(result, *, png: str | Path, svg: str | Path | None = Non
         p = diff.loc[diff["cohort"] == cohort, "p_value"]
         if len(p) == 1 and np.isfinite(p.iloc[0]):
             ax.annotate(f"p = {p.iloc[0]:.2g}", (i, 1.0), ha="center", va="top", fontsize="small")
+        if auc.loc[auc["cohort"] == cohort, "auc"].isna().all():
+            ax.annotate("no AUC", (i, 0.45), ha="center", va="bottom", fontsize="small")
     ax.axhline(0.5, color="0.7", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(cohorts)), cohorts)
     ax.set(ylabel=f"AUC at {result.horizon:g} months", ylim=(0.4, 1.02))

@@ -5,34 +5,31 @@ once on the training cohort and then applied unchanged to every cohort, the trai
 included (its numbers are apparent performance). At a horizon (months) each subject gets a
 predicted risk of recurrence, ``1 - S(horizon | x)``, and every cohort reports:
 
-- the time-dependent cumulative/dynamic AUC (Uno et al., JASA 2007; scikit-survival's
-  ``cumulative_dynamic_auc``): cases recurred by the horizon, controls were still
+- the time-dependent cumulative/dynamic AUC (:mod:`rdls.survival.td_auc`, equal to timeROC's
+  with ``weighting = "marginal"``): cases recurred before the horizon, controls were still
   recurrence-free after it, cases weighted by the inverse probability of censoring estimated
-  by Kaplan-Meier from the *training* cohort; subjects censored before the horizon are
-  neither;
-- paired bootstrap differences in AUC between models;
-- Harrell's and Uno's (``tau`` = horizon) concordance;
+  by Kaplan-Meier *in the cohort itself*; subjects censored before the horizon are neither.
+  Its standard error and the paired test of two models' AUCs come from the estimator's iid
+  representation (Blanche et al., Stat Med 2013), as timeROC's ``compare``;
+- Harrell's and Uno's (``tau`` = horizon, censoring weights from the cohort itself)
+  concordance;
 - calibration in risk groups (mean predicted risk against 1 - Kaplan-Meier at the horizon);
 - decision curves (net benefit with the Kaplan-Meier event rate among those treated; Vickers
   et al., BMC Med Inform Decis Mak 2008);
 - the ROC curve at the horizon.
 
-Bootstrap: ``n_boot`` resamples of each cohort's subjects, drawn with
-``numpy.random.default_rng([seed, crc32(cohort name)])`` and shared by all models and measures
-(paired). Models are *not* refitted in a resample, in the validation cohorts nor in the
-training cohort: the training intervals describe the apparent performance's sampling
-variation and carry its optimism. A resample without a case or a control (AUC) or without a
-comparable pair (concordance) is skipped; ``n_boot_used`` says how many were used.
+Concordance intervals: ``n_boot`` resamples of each cohort's subjects, drawn with
+``numpy.random.default_rng([seed, crc32(cohort name)])`` and shared by all models (paired).
+Models are *not* refitted in a resample, in the validation cohorts nor in the training
+cohort: the training intervals describe the apparent performance's sampling variation and
+carry its optimism. A resample without a comparable pair is skipped; ``n_boot_used`` says
+how many were used. The concordances are computed in closed form from per-subject bootstrap
+counts and agree with scikit-survival's ``concordance_index_censored`` and
+``concordance_index_ipcw`` (the cohort as its own ``survival_train``) on the original sample
+(tested), including their tie rule (risks within 1e-8 are tied).
 
-All discrimination measures are computed in closed form from per-subject bootstrap counts and
-agree with scikit-survival's ``cumulative_dynamic_auc``, ``concordance_index_censored`` and
-``concordance_index_ipcw`` on the original sample (tested), including their tie rules
-(risks within 1e-8 are tied). The censoring weights are needed only at the event times of
-cases (up to the horizon) and Uno's events (before the horizon), and the horizon must lie
-below the training cohort's longest follow-up, so a validation subject followed beyond the
-training follow-up needs no clipping: it is a control at the horizon. (Calling scikit-survival
-directly on such a cohort raises; clipping its times at the training maximum, censored there,
-gives the same AUC.)
+A cohort without a recurrence before the horizon, or with nobody followed beyond it, has no
+AUC there: its AUC rows are NaN with the reason in ``note``, and everything else is reported.
 """
 
 from __future__ import annotations
@@ -47,6 +44,7 @@ import pandas as pd
 
 from rdls.errors import InputError, some
 from rdls.survival.rrs import _survival
+from rdls.survival.td_auc import compare_auc, ipcw_case_weights, time_dependent_auc
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +61,11 @@ class ComparisonResult:
     Attributes
     ----------
     auc : pandas.DataFrame
-        cohort, model, horizon, auc, ci_lower, ci_upper, n, events_by_horizon, controls,
-        censored_before_horizon, n_boot_used.
+        cohort, model, horizon, auc, ci_lower, ci_upper, n, events_by_horizon (the cases:
+        recurred before the horizon), controls, censored_before_horizon (neither), se, note
+        (why the AUC is not estimable; empty otherwise).
     auc_difference : pandas.DataFrame
-        cohort, model_a, model_b, difference (b - a), ci_lower, ci_upper, p_value,
-        n_boot_used.
+        cohort, model_a, model_b, difference (b - a), ci_lower, ci_upper, p_value, se.
     cindex : pandas.DataFrame
         cohort, model, harrell, harrell_ci_lower, harrell_ci_upper, uno, uno_ci_lower,
         uno_ci_upper, n_boot_used.
@@ -208,7 +206,7 @@ def compare_models(
     horizon : float
         Months; below the training cohort's longest follow-up.
     n_boot : int
-        Bootstrap resamples per cohort (0: no intervals).
+        Bootstrap resamples per cohort for the concordance intervals (0: none).
     seed : int
         Seeds the resamples.
     thresholds : array-like
@@ -218,7 +216,8 @@ def compare_models(
     penalizer : float
         lifelines' L2 penalty for every model.
     confidence : float
-        Level of the percentile bootstrap intervals and of the Kaplan-Meier intervals.
+        Level of the AUC's Wald intervals, the percentile bootstrap intervals and the
+        Kaplan-Meier intervals.
 
     Returns
     -------
@@ -230,9 +229,7 @@ def compare_models(
     ------
     InputError
         A model column missing from a cohort, missing values in the needed columns, time or
-        event; a horizon at or beyond the training follow-up; a cohort without an event by
-        the horizon or without anyone followed beyond it (the AUC is undefined there: choose
-        another horizon or leave the cohort out).
+        event; a horizon at or beyond the training follow-up.
     """
     if TRAINING in cohorts:
         raise InputError(
@@ -264,25 +261,12 @@ def compare_models(
             f"({t_tr.max():g} months); the censoring distribution is unknown beyond it. Choose "
             "a shorter horizon."
         )
-    for cohort, (_, t, e) in checked.items():
-        if not (e & (t <= horizon)).any():
-            raise InputError(
-                f"cohort {cohort!r}: no recurrence by the horizon ({horizon:g} months), so the "
-                "AUC at the horizon is undefined; choose a later horizon or leave the cohort out."
-            )
-        if not (t > horizon).any():
-            raise InputError(
-                f"cohort {cohort!r}: nobody is followed recurrence-free beyond the horizon "
-                f"({horizon:g} months; longest follow-up {t.max():g}); choose an earlier horizon "
-                "or leave the cohort out."
-            )
     fits = {
         name: fit_survival_model(X_tr[cols], t_tr, e_tr, penalizer=penalizer)
         for name, cols in models.items()
     }
-    censoring = CensoringDistributionEstimator().fit(Surv.from_arrays(event=e_tr, time=t_tr))
     notes = [
-        f"training cohort: apparent performance; models are not refitted in bootstrap "
+        "training cohort: apparent performance; models are not refitted in bootstrap "
         f"resamples, so its intervals do not correct for optimism ({n_boot} resamples)",
     ]
     alpha = (1 - confidence) / 2
@@ -293,43 +277,42 @@ def compare_models(
 
     for cohort, (X, t, e) in checked.items():
         n = len(t)
-        case = e & (t <= horizon)
-        control = t > horizon
         censored_early = int((~e & (t <= horizon)).sum())
         if censored_early:
             notes.append(
                 f"{cohort}: {censored_early} subjects censored before {horizon:g} months are "
                 "neither cases nor controls (cases are weighted by inverse censoring "
-                "probability)"
+                "probability, estimated in this cohort)"
             )
-        auc_w = np.zeros(n)
-        auc_w[case] = 1.0 / _censoring_survival(censoring, t[case], cohort)
+        censoring = CensoringDistributionEstimator().fit(Surv.from_arrays(event=e, time=t))
         uno_events = e & (t < horizon)
         uno_w = np.zeros(n)
-        uno_w[uno_events] = 1.0 / _censoring_survival(censoring, t[uno_events], cohort) ** 2
+        if uno_events.any():
+            uno_w[uno_events] = 1.0 / _censoring_survival(censoring, t[uno_events], cohort) ** 2
 
         rng = np.random.default_rng([seed, zlib.crc32(cohort.encode())])
         counts = _bootstrap_counts(n, n_boot, rng)
         risks = {name: risk_at(fit, X, horizon=horizon).to_numpy() for name, fit in fits.items()}
-        boot_auc, point_auc = {}, {}
+        aucs = {}
         for name, r in risks.items():
-            auc_point, auc_boot = _auc(r, case, control, auc_w, counts)
+            aucs[name] = estimate = time_dependent_auc(t, e, r, horizon=horizon)
             h_point, h_boot = _concordance(r, t, e, np.where(e, 1.0, 0.0), counts)
             u_point, u_boot = _concordance(r, t, e, uno_w, counts)
-            point_auc[name], boot_auc[name] = auc_point, auc_boot
-            used = np.isfinite(auc_boot)
+            lower, upper = estimate.interval(confidence) if estimate.se > 0 else (np.nan,) * 2
             tables["auc"].append(
                 {
                     "cohort": cohort,
                     "model": name,
                     "horizon": float(horizon),
-                    "auc": auc_point,
-                    **_interval(auc_boot[used], alpha, "ci"),
+                    "auc": estimate.auc,
+                    "ci_lower": lower,
+                    "ci_upper": upper,
                     "n": n,
-                    "events_by_horizon": int(case.sum()),
-                    "controls": int(control.sum()),
+                    "events_by_horizon": estimate.cases,
+                    "controls": estimate.controls,
                     "censored_before_horizon": censored_early,
-                    "n_boot_used": int(used.sum()),
+                    "se": estimate.se,
+                    "note": estimate.reason,
                 }
             )
             c_used = np.isfinite(h_boot) & np.isfinite(u_boot)
@@ -359,7 +342,8 @@ def compare_models(
                     }
                 )
             )
-            tables["roc"].append(_roc(r, case, control, auc_w).assign(cohort=cohort, model=name))
+            if not estimate.reason:
+                tables["roc"].append(_roc(r, t, e, horizon).assign(cohort=cohort, model=name))
             tables["pred"].append(
                 pd.DataFrame({"cohort": cohort, "subject": X.index, "model": name, "risk": r})
             )
@@ -372,30 +356,21 @@ def compare_models(
                 )
             )
         for a, b in combinations(models, 2):
-            d = boot_auc[b] - boot_auc[a]
-            d = d[np.isfinite(d)]
-            if len(d):
-                share = min((d <= 0).mean(), (d >= 0).mean())
-                p = float(min(1.0, max(2 * share, 1.0 / len(d))))
-            else:
-                p = np.nan
+            test = compare_auc(aucs[a], aucs[b])
             tables["diff"].append(
                 {
                     "cohort": cohort,
                     "model_a": a,
                     "model_b": b,
-                    "difference": point_auc[b] - point_auc[a],
-                    **_interval(d, alpha, "ci"),
-                    "p_value": p,
-                    "n_boot_used": len(d),
+                    "difference": test["difference"],
+                    "ci_lower": test["difference"] - z * test["se"],
+                    "ci_upper": test["difference"] + z * test["se"],
+                    "p_value": test["p_value"],
+                    "se": test["se"],
                 }
             )
-        skipped = n_boot - tables["auc"][-1]["n_boot_used"]
-        if skipped:
-            notes.append(
-                f"{cohort}: {skipped} of {n_boot} bootstrap resamples had no case or no control "
-                "and were skipped"
-            )
+        if reason := next(iter(aucs.values())).reason:
+            notes.append(f"{cohort}: no AUC at the horizon ({reason})")
 
     cal_columns = ["cohort", "model", "group", "n", "predicted", "observed"]
     cal_columns += ["observed_ci_lower", "observed_ci_upper"]
@@ -407,7 +382,9 @@ def compare_models(
         decision_curve=pd.concat(tables["dca"], ignore_index=True),
         roc=pd.concat(tables["roc"], ignore_index=True)[
             ["cohort", "model", "threshold", "fpr", "tpr"]
-        ],
+        ]
+        if tables["roc"]
+        else pd.DataFrame(columns=["cohort", "model", "threshold", "fpr", "tpr"]),
         coefficients=_coefficients(fits),
         predictions=pd.concat(tables["pred"], ignore_index=True),
         horizon=float(horizon),
@@ -418,23 +395,6 @@ def compare_models(
 
 # ---------------------------------------------------------------------------------------------
 # Measures (closed forms in per-subject bootstrap counts; counts of ones give the sample value)
-
-
-def _auc(r, case, control, weights, counts) -> tuple[float, np.ndarray]:
-    """Cumulative/dynamic AUC: point estimate and one value per bootstrap row of ``counts``."""
-    rank = _tie_ranks(r)
-    rc, rn = rank[case], rank[control]
-    kernel = (rc[:, None] > rn[None, :]) + 0.5 * (rc[:, None] == rn[None, :])
-    wc = weights[case]
-
-    def value(c: np.ndarray) -> np.ndarray:
-        cc, cn = c[:, case] * wc, c[:, control]
-        num = ((cc @ kernel) * cn).sum(axis=1)
-        den = cc.sum(axis=1) * cn.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / den, np.nan)
-
-    return float(value(np.ones((1, len(r))))[0]), _chunked(value, counts)
 
 
 def _concordance(r, t, e, weights, counts) -> tuple[float, np.ndarray]:
@@ -457,8 +417,10 @@ def _concordance(r, t, e, weights, counts) -> tuple[float, np.ndarray]:
     return float(value(np.ones((1, len(r))))[0]), _chunked(value, counts)
 
 
-def _roc(r, case, control, weights) -> pd.DataFrame:
+def _roc(r, t, e, horizon) -> pd.DataFrame:
     """ROC at the horizon: positive when risk >= threshold; IPCW-weighted true positives."""
+    weights = ipcw_case_weights(t, e, horizon=horizon)
+    case, control = weights > 0, t > horizon
     rank = _tie_ranks(r)
     groups = np.unique(rank)[::-1]  # highest risk first
     w_case = np.bincount(rank[case], weights=weights[case], minlength=groups.max() + 1)
@@ -567,8 +529,8 @@ def _censoring_survival(censoring, times: np.ndarray, cohort: str) -> np.ndarray
     g = censoring.predict_proba(times)
     if (g <= 0).any():
         raise InputError(
-            f"cohort {cohort!r}: the training cohort's censoring survival is 0 at an event time "
-            "before the horizon; choose an earlier horizon."
+            f"cohort {cohort!r}: its censoring survival is 0 at an event time before the "
+            "horizon; choose an earlier horizon."
         )
     return g
 

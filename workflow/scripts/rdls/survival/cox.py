@@ -4,8 +4,8 @@
 (which levels a categorical has and which is the reference, which skewed covariates are taken
 as log2); ``design_matrix`` applies that decision to any cohort and refuses what the training
 cohort did not have. ``fit_cox`` fits lifelines' ``CoxPHFitter`` on complete cases, which
-handles tied times by Efron's method (R's ``coxph`` default), and tests proportional hazards on
-Schoenfeld residuals.
+handles tied times by Efron's method (R's ``coxph`` default), and tests proportional hazards by
+the score test of survival 3.x's ``cox.zph`` (:mod:`rdls.survival.ph_test`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
 from lifelines.exceptions import ConvergenceError
-from lifelines.statistics import proportional_hazard_test
-from scipy.stats import chi2
 
 from rdls.errors import InputError
 from rdls.survival.km import check_survival, natural_key
+from rdls.survival.ph_test import cox_zph
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +73,9 @@ class CoxResult:
         ``term``, ``coef``, ``se``, ``hazard_ratio``, ``ci_lower``, ``ci_upper`` (95%, of the
         hazard ratio) and ``p_value`` (Wald), one row per design term.
     ph_test : pandas.DataFrame
-        ``term``, ``statistic``, ``df`` and ``p_value`` of the Schoenfeld-residual test of
-        proportional hazards per term (rank-transformed time), and a ``GLOBAL`` row.
+        ``term``, ``statistic``, ``df`` and ``p_value`` of the score test of proportional
+        hazards (``cox.zph``, survival 3.x) per covariate (a categorical's levels pooled) and
+        a ``GLOBAL`` row.
     n, events : int
         Subjects and events in the fit.
     dropped_missing : int
@@ -247,6 +247,7 @@ def fit_cox(
     event: str,
     design: CoxDesign,
     penalizer: float = 0.0,
+    ph_transform: str = "km",
 ) -> CoxResult:
     """Fit a Cox model of ``time``/``event`` on ``design`` over the complete cases of ``frame``.
 
@@ -259,6 +260,8 @@ def fit_cox(
     penalizer : float
         Ridge penalty on the coefficients (lifelines' ``penalizer``, ``l1_ratio`` 0); 0 fits
         the ordinary partial likelihood.
+    ph_transform : {"km", "identity", "rank", "log"}
+        Time transform of the proportional-hazards test (``cox.zph``'s ``transform``).
 
     Raises
     ------
@@ -317,7 +320,7 @@ def fit_cox(
     )
     return CoxResult(
         table=table,
-        ph_test=_ph_test(model, data, design.terms),
+        ph_test=_ph_test(model, data, design, penalizer=penalizer, transform=ph_transform),
         n=len(data),
         events=events,
         dropped_missing=dropped,
@@ -326,43 +329,32 @@ def fit_cox(
     )
 
 
-def _ph_test(model: CoxPHFitter, data: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
-    """Grambsch-Therneau test on scaled Schoenfeld residuals against rank of event time.
-
-    Per term as lifelines' ``proportional_hazard_test(time_transform="rank")``; the global
-    row is the same approximation over all terms at once, ``s' V^-1 s / (d sum g^2)`` with
-    ``s`` the time-weighted sums of scaled residuals, ``V`` the coefficients' covariance,
-    ``d`` the events and ``g`` the centred transformed times (R ``cox.zph`` before 3.0).
-    """
-    residuals = model.compute_residuals(data, kind="scaled_schoenfeld")
-    result = proportional_hazard_test(
-        model, data, time_transform="rank", precomputed_residuals=residuals
+def _ph_test(
+    model: CoxPHFitter, data: pd.DataFrame, design: CoxDesign, *, penalizer: float, transform: str
+) -> pd.DataFrame:
+    """``cox.zph`` of the fitted model: one row per covariate, a categorical's columns pooled."""
+    terms = {}
+    for column in design.covariates:
+        if column in design.categorical_levels:
+            levels = design.categorical_levels[column]
+            reference = design.reference[column]
+            terms[column] = [f"{column}[{level}]" for level in levels if level != reference]
+        else:
+            name = f"log2({column})" if column in design.log2 else column
+            terms[name] = [name]
+    penalty = None
+    if penalizer > 0:  # lifelines' ridge: n * penalizer / 2 * sum((beta * sd)^2)
+        spread = model._norm_std[design.terms].to_numpy()
+        penalty = np.diag(len(data) * penalizer * spread**2)
+    return cox_zph(
+        data[design.terms],
+        data["__time"],
+        data["__event"],
+        model.params_[design.terms].to_numpy(),
+        terms=terms,
+        transform=transform,
+        penalty_hessian=penalty,
     )
-    summary = result.summary
-    rows = [
-        {
-            "term": term,
-            "statistic": float(summary.loc[term, "test_statistic"]),
-            "df": 1,
-            "p_value": float(summary.loc[term, "p"]),
-        }
-        for term in terms
-    ]
-    deaths = model.event_observed.to_numpy().astype(bool)  # in the model's (time) order
-    ranks = np.cumsum(deaths)[deaths]  # lifelines' "rank": order of the event among events
-    centred = ranks - ranks.mean()
-    sums = centred @ residuals[list(model.params_.index)].to_numpy()
-    variance = model.variance_matrix_.to_numpy()
-    statistic = float(sums @ np.linalg.solve(variance, sums) / (deaths.sum() * (centred**2).sum()))
-    rows.append(
-        {
-            "term": "GLOBAL",
-            "statistic": statistic,
-            "df": len(terms),
-            "p_value": float(chi2.sf(statistic, len(terms))),
-        }
-    )
-    return pd.DataFrame(rows)
 
 
 def _check_estimable(design: CoxDesign, source: pd.DataFrame, data: pd.DataFrame) -> None:

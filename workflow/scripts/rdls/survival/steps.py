@@ -32,7 +32,7 @@ GROUP_COLUMNS = ["cohort", "n", "events", "n_high", "hazard_ratio", "ci_lower", 
 LOGRANK_COLUMNS = ["comparison", "statistic", "df", "p_value", "p_adjusted", "note"]
 SCORE_COLUMNS = ["subject_id", "cohort", "rrs", "rrs_group"]
 DIFFERENCE_COLUMNS = ["cohort", "model_a", "model_b", "difference", "ci_lower", "ci_upper",
-                      "p_value", "n_boot_used", "note"]  # fmt: skip
+                      "p_value", "se", "note"]  # fmt: skip
 RRS_PALETTE = {"low": "#1b7837", "high": "#b2182b"}
 
 
@@ -154,7 +154,9 @@ def cox_step(
     tables, tests = [], []
     for cohort in cohorts:
         members = frame[frame["cohort"] == cohort]
-        result, note = fit_cox_or_note(members, design=design, what=f"{cohort} cohort")
+        result, note = fit_cox_or_note(
+            members, design=design, what=f"{cohort} cohort", ph_transform=settings["ph_transform"]
+        )
         if result is None:
             tables.append(pd.DataFrame({"term": design.terms, "note": note}).assign(cohort=cohort))
             continue
@@ -200,7 +202,7 @@ def clinical_design(training: pd.DataFrame, *, covariates: Sequence[str], log2: 
     )
 
 
-def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str):
+def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str = "km"):
     """A Cox fit of one cohort, or None and the reason it cannot be estimated there.
 
     A small validation cohort may lack events in a covariate level: the model is then
@@ -214,12 +216,14 @@ def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str):
         log.warning(note)
         return None, note
     try:
-        return fit_cox(frame, time=TIME, event=EVENT, design=design), ""
+        return fit_cox(frame, time=TIME, event=EVENT, design=design,
+                       ph_transform=ph_transform), ""  # fmt: skip
     except InputError as error:
         reason = str(error).split(". ")[0]
         log.warning("%s: %s; refitting with ridge penalty 0.01", what, reason)
     try:
-        result = fit_cox(frame, time=TIME, event=EVENT, design=design, penalizer=0.01)
+        result = fit_cox(frame, time=TIME, event=EVENT, design=design, penalizer=0.01,
+                         ph_transform=ph_transform)  # fmt: skip
     except InputError as error:
         note = f"not estimated: {str(error).split('. ')[0]}"
         log.warning("%s: %s", what, note)
@@ -481,15 +485,12 @@ def compare_step(
     horizon = settings["horizon_months"]
     for name in cohorts:
         ids = frame.index[(frame["cohort"] == name) & complete]
-        time, event = frame.loc[ids, TIME], frame.loc[ids, EVENT]
-        cases, controls = int(((time <= horizon) & (event == 1)).sum()), int((time > horizon).sum())
-        if name != TRAINING and not (cases and controls):
-            # The time-dependent AUC is undefined without both; the cohort is left out here
-            # and its Kaplan-Meier and Cox results still stand.
-            log.warning("%s: %d events by %g months and %d subjects followed beyond: left out "
-                        "of the model comparison", name, cases, horizon, controls)  # fmt: skip
+        if name != TRAINING and len(ids) == 0:
+            log.warning("%s: no subject with a complete set of covariates: left out of the "
+                        "model comparison", name)  # fmt: skip
             continue
-        data[name] = {"X": matrix.loc[ids], "time": time, "event": event}
+        data[name] = {"X": matrix.loc[ids], "time": frame.loc[ids, TIME],
+                      "event": frame.loc[ids, EVENT]}  # fmt: skip
     comparison = settings["comparison"]
     result = compare_models(
         train=data[TRAINING],
