@@ -213,6 +213,7 @@ if SURVIVAL:
             code=rdls_sources(
                 "survival.compare",
                 "survival.td_auc",
+                "survival.optimism",
                 "survival._compare_plots",
                 "survival.cox",
                 "survival.steps",
@@ -234,6 +235,13 @@ if SURVIVAL:
                 category="Survival",
                 subcategory="Clinical vs clinical + RRS",
                 labels={"table": "paired AUC difference"},
+            ),
+            optimism=report(
+                "results/survival/comparison/optimism.tsv",
+                caption="../report/survival_comparison.rst",
+                category="Survival",
+                subcategory="Clinical vs clinical + RRS",
+                labels={"table": "training: apparent and optimism-corrected"},
             ),
             cindex=report(
                 "results/survival/comparison/cindex.tsv",

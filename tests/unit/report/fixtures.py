@@ -371,6 +371,18 @@ def write_results(root: Path) -> dict:
             "uno_ci_upper": [0.8, 0.8],
         },
     )
+    tsv(
+        root / "survival/comparison/optimism.tsv",
+        {
+            "model": ["clinical"] * 2 + ["clinical + RRS"] * 2,
+            "measure": ["C", "Slope"] * 2,
+            "apparent": [0.70, 1.0, 0.76, 1.0],
+            "optimism": [0.03, 0.12, None, None],
+            "corrected": [0.67, 0.88, None, None],
+            "resamples": [200, 200, 0, 0],
+            "note": ["", ""] + ["apparent only: the RRS is not repeated"] * 2,
+        },
+    )
     for name in ("auc", "roc", "calibration", "decision_curve"):
         png(root / f"survival/comparison/{name}.png")
 

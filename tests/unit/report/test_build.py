@@ -163,3 +163,9 @@ def test_unknown_inputs_or_branches_are_refused(tmp_path, inputs, config):
         build(tmp_path, {**inputs, "proteome": "x.tsv"}, config)
     with pytest.raises(ValueError, match="unknown branch"):
         build(tmp_path, inputs, config, {**ALL_ON, "proteome": True})
+
+
+def test_training_figures_show_apparent_and_corrected_side_by_side(html):
+    assert "optimism-corrected performance" in html
+    assert "clinical + RRS: apparent only: the RRS is not repeated." in html
+    assert "Harrell&#x27;s C" in html or "Harrell's C" in html

@@ -26,7 +26,8 @@ SURVIVAL = {
     "ph_transform": "km",
     "rrs": {"fdr": 0.05, "max_features": 50, "l1_ratio": 1.0, "folds": 5, "penalty_rule": "1se",
             "cutoff": "maxstat", "min_group_fraction": 0.2},
-    "comparison": {"bootstrap": 20, "calibration_groups": 3, "max_threshold": 0.6},
+    "comparison": {"bootstrap": 20, "calibration_groups": 3, "max_threshold": 0.6,
+                   "optimism_resamples": 20},
 }  # fmt: skip
 COHORTS = ["training", "internal_validation", "external_validation"]
 NO_RRS = (f"no RRS ({NO_SUBTYPES_NOTE}): its features are screened RDLS1 against the other "
@@ -115,7 +116,7 @@ def test_the_comparison_is_the_clinical_model_alone(run):
     rrs_fit(run)
     out = run["dir"]
     names = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
-             "predictions")  # fmt: skip
+             "predictions", "optimism")  # fmt: skip
     figures = ("auc", "roc", "calibration", "decision_curve")
     compare_step(scores=out / "scores.tsv", rrs_model=out / "rrs.json",
                  subjects_sheet=run["subjects"], covariates=fixture.COVARIATES, cohorts=COHORTS,
@@ -133,6 +134,10 @@ def test_the_comparison_is_the_clinical_model_alone(run):
     locked = json.loads((out / "locked.json").read_text())
     assert list(locked["models"]) == ["clinical"]
     assert "rrs" not in locked["models"]["clinical"]["covariates"]
+    optimism = pd.read_csv(out / "cmp_optimism.tsv", sep="\t").set_index("measure")
+    assert set(optimism["model"]) == {"clinical"} and (optimism["resamples"] > 0).all()
+    assert optimism.loc["C", "corrected"] < optimism.loc["C", "apparent"]
+    assert optimism.loc["Slope", "apparent"] == pytest.approx(1.0, abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -79,3 +79,26 @@ def test_an_rrs_group_without_events_gets_a_ridge_hazard_ratio_and_a_note():
     assert group_hazard_ratio(frame, group) == {
         "note": "not estimated: 1 events for 1 terms in the RRS groups"
     }
+
+
+def test_training_optimism_corrects_the_clinical_model_and_says_why_not_the_rrs():
+    from rdls.survival.steps import RRS_NOT_CORRECTED, training_optimism
+
+    rng = np.random.default_rng(3)
+    n = 120
+    X = pd.DataFrame({"age": rng.normal(60, 10, n), "rrs": rng.normal(size=n)})
+    events = rng.exponential(1 / (0.02 * np.exp(0.8 * X["rrs"])))
+    censoring = rng.uniform(20, 100, n)
+    train = {"X": X, "time": pd.Series(np.minimum(events, censoring)),
+             "event": pd.Series((events <= censoring).astype(int))}  # fmt: skip
+    table = training_optimism(
+        train, models={"clinical": ["age"], "clinical + RRS": ["age", "rrs"]}, n_boot=40,
+        seed=2, horizon=36,
+    )  # fmt: skip
+    clinical = table[table["model"] == "clinical"].set_index("measure")
+    assert (clinical["resamples"] == 40).all() and (clinical["note"].fillna("") == "").all()
+    assert clinical.loc["C", "corrected"] < clinical.loc["C", "apparent"]
+    with_rrs = table[table["model"] == "clinical + RRS"].set_index("measure")
+    assert with_rrs["corrected"].isna().all() and (with_rrs["note"] == RRS_NOT_CORRECTED).all()
+    assert with_rrs.loc["C", "apparent"] > clinical.loc["C", "apparent"]
+    assert list(table["measure"].unique()) == ["Dxy", "C", "R2", "Slope", "D", "AUC"]

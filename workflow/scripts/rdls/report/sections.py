@@ -982,6 +982,8 @@ def comparison_html(files: Files, config: Mapping) -> str:
                 parts.append(notice(f"{row.cohort}: no AUC at {horizon} months ({row.note})."))
     else:
         parts.append(missing("AUC table (results/survival/comparison/auc.tsv)"))
+    if (optimism := files.table("optimism")) is not None and len(optimism):
+        parts.append(optimism_html(optimism, config))
     cindex = files.table("cindex")
     if cindex is not None and len(cindex):
         shown = cindex.copy()
@@ -1012,6 +1014,33 @@ def comparison_html(files: Files, config: Mapping) -> str:
     parts.append(figure(files.path("calibration_figure"), captions.calibration(config)))
     parts.append(figure(files.path("decision_figure"), captions.decision_curve(config)))
     return "".join(parts)
+
+
+def optimism_html(optimism: pd.DataFrame, config: Mapping) -> str:
+    """Training figures side by side: apparent and optimism-corrected, per model."""
+    labels = {"Dxy": "Somers' Dxy", "C": "Harrell's C", "R2": "Nagelkerke R\u00b2",
+              "Slope": "Calibration slope", "D": "Discrimination index D",
+              "AUC": f"AUC at {cfg(config, 'survival.horizon_months')} months"}  # fmt: skip
+    shown = optimism.assign(measure=optimism["measure"].map(labels).fillna(optimism["measure"]))
+    resamples = int(optimism["resamples"].max()) if "resamples" in optimism else 0
+    caption = (
+        "Training cohort: apparent performance (the models scored on the subjects they were "
+        "fitted to) and Harrell's bootstrap optimism-corrected performance (the fit repeated in "
+        f"{resamples} resamples, each scored on the full cohort; rms validate's measures)."
+    )
+    columns = {"model": "Model", "measure": "Measure", "apparent": "Apparent",
+               "optimism": "Optimism", "corrected": "Corrected"}  # fmt: skip
+    parts = [table(shown, caption=caption, columns=columns, index_header=False,
+                   source=_src("optimism"))]  # fmt: skip
+    parts += [notice(f"{model}: {note}.") for model, note in _model_notes(optimism)]
+    return "".join(parts)
+
+
+def _model_notes(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    if "note" not in frame.columns:
+        return []
+    noted = frame[frame["note"].fillna("").astype(str).str.strip() != ""]
+    return list(dict.fromkeys(zip(noted["model"], noted["note"], strict=True)))
 
 
 def auc_wide(auc: pd.DataFrame, difference: pd.DataFrame | None) -> tuple[pd.DataFrame, list]:

@@ -507,6 +507,12 @@ def compare_step(
         result = replace(result, auc_difference=notes.reindex(columns=DIFFERENCE_COLUMNS))
     for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc"):
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
+    optimism = training_optimism(
+        data[TRAINING], models=models, n_boot=comparison["optimism_resamples"], seed=seed,
+        horizon=horizon,
+    )  # fmt: skip
+    optimism.to_csv(out_tables["optimism"], sep="\t", index=False)
+    log.info("training cohort, apparent and optimism-corrected:\n%s", optimism.to_string())
     result.coefficients.to_csv(out_tables["models"], sep="\t", index=False)
     predictions = result.predictions.rename(columns={"subject": "subject_id"})
     predictions.to_csv(out_tables["predictions"], sep="\t", index=False)
@@ -524,6 +530,42 @@ def compare_step(
     plots.plot_decision_curves(
         result, png=out_figures["decision_curve"][0], svg=out_figures["decision_curve"][1]
     )
+
+
+RRS_NOT_CORRECTED = (
+    "apparent only: the RRS's feature screen, LASSO and cut-off are not yet repeated inside "
+    "the bootstrap, so no corrected figure is given (a correction that held the RRS fixed "
+    "would understate its optimism)"
+)
+
+
+def training_optimism(
+    train: Mapping, *, models: Mapping[str, list[str]], n_boot: int, seed: int, horizon: float
+) -> pd.DataFrame:
+    """Apparent and optimism-corrected training performance of each model (rms validate).
+
+    Models with the RRS get their apparent figures and a note: their procedure includes the
+    RRS's own selection, which is not repeated in the resamples.
+    """
+    from rdls.survival.optimism import bootstrap_optimism, performance, refit_cox
+
+    X, time, event = train["X"], train["time"].to_numpy(float), train["event"].to_numpy(int)
+    tables = []
+    for name, columns in models.items():
+        if "rrs" in columns:
+            lp = refit_cox(list(columns))(X, time, event)(X)
+            table = performance(lp, time, event, horizon=horizon).to_frame("apparent")
+            table = table.assign(optimism=np.nan, corrected=np.nan, resamples=0,
+                                 note=RRS_NOT_CORRECTED)  # fmt: skip
+        else:
+            table = bootstrap_optimism(
+                refit_cox(list(columns)), X, time, event, n_boot=n_boot, seed=seed,
+                horizon=horizon,
+            ).rename(columns={"n": "resamples"})  # fmt: skip
+            table["note"] = ""
+        tables.append(table.rename_axis("measure").reset_index().assign(model=name))
+    columns = ["model", "measure", "apparent", "optimism", "corrected", "resamples", "note"]
+    return pd.concat(tables, ignore_index=True)[columns]
 
 
 def _no_rrs_note(rrs: pd.Series, model: str | Path | None) -> str:
