@@ -214,6 +214,8 @@ if SURVIVAL:
                 "survival.compare",
                 "survival.td_auc",
                 "survival.optimism",
+                "survival.calibration",
+                "survival._efron",
                 "survival._compare_plots",
                 "survival.cox",
                 "survival.steps",
@@ -251,6 +253,14 @@ if SURVIVAL:
                 labels={"table": "C-index (Harrell, Uno)"},
             ),
             calibration="results/survival/comparison/calibration.tsv",
+            calibration_summary=report(
+                "results/survival/comparison/calibration_summary.tsv",
+                caption="../report/survival_comparison.rst",
+                category="Survival",
+                subcategory="Clinical vs clinical + RRS",
+                labels={"table": "calibration slope, observed/expected, ICI"},
+            ),
+            calibration_curve="results/survival/comparison/calibration_curve.tsv",
             decision_curve="results/survival/comparison/decision_curve.tsv",
             roc="results/survival/comparison/roc.tsv",
             auc_figure=report(

@@ -4,7 +4,7 @@ from rdls.runtime import log_to_file
 from rdls.survival.steps import compare_step
 
 TABLES = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
-          "predictions", "optimism")  # fmt: skip
+          "predictions", "optimism", "calibration_summary", "calibration_curve")  # fmt: skip
 log_to_file(snakemake.log[0])
 out = snakemake.output
 compare_step(

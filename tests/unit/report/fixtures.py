@@ -372,6 +372,25 @@ def write_results(root: Path) -> dict:
         },
     )
     tsv(
+        root / "survival/comparison/calibration_summary.tsv",
+        {
+            "cohort": list(COHORTS),
+            "model": ["clinical"] * 2,
+            "slope": [1.0, 0.81],
+            "slope_ci_lower": [0.7, 0.5],
+            "slope_ci_upper": [1.3, 1.12],
+            "observed": [0.3, 0.28],
+            "expected": [0.3, 0.33],
+            "oe_ratio": [1.0, 0.85],
+            "oe_ci_lower": [0.8, 0.6],
+            "oe_ci_upper": [1.2, 1.2],
+            "ici": [0.01, 0.05],
+            "e50": [0.01, 0.04],
+            "e90": [0.02, 0.09],
+            "note": ["", ""],
+        },
+    )
+    tsv(
         root / "survival/comparison/optimism.tsv",
         {
             "model": ["clinical"] * 2 + ["clinical + RRS"] * 2,

@@ -169,3 +169,9 @@ def test_training_figures_show_apparent_and_corrected_side_by_side(html):
     assert "optimism-corrected performance" in html
     assert "clinical + RRS: apparent only: the RRS is not repeated." in html
     assert "Harrell&#x27;s C" in html or "Harrell's C" in html
+
+
+def test_calibration_is_summarised_by_slope_observed_expected_and_ici(html):
+    assert "O/E (95% CI)" in html
+    assert "0.850 (0.600\u20131.200)" in html
+    assert "integrated calibration" in html

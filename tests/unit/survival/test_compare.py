@@ -214,6 +214,11 @@ def test_tables_have_the_documented_columns(result):
     assert set(result.decision_curve["model"]) == {*MODELS, "treat all", "treat none"}
     assert set(result.coefficients["model"]) == set(MODELS)
     assert result.auc["cohort"].tolist() == ["training"] * 2 + ["validation"] * 2
+    summary = result.calibration_summary.set_index(["cohort", "model"])
+    assert len(summary) == 4 and summary["slope"].notna().all()
+    # apparent: the prognostic model's own training cohort is calibrated by construction
+    assert summary.loc[("training", "prognostic"), "slope"] == pytest.approx(1.0, abs=0.01)
+    assert result.calibration_curve.groupby(["cohort", "model"]).size().max() <= 101
 
 
 # --- calibration and decision curves ---------------------------------------------------------

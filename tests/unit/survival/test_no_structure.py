@@ -116,7 +116,7 @@ def test_the_comparison_is_the_clinical_model_alone(run):
     rrs_fit(run)
     out = run["dir"]
     names = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
-             "predictions", "optimism")  # fmt: skip
+             "predictions", "optimism", "calibration_summary", "calibration_curve")  # fmt: skip
     figures = ("auc", "roc", "calibration", "decision_curve")
     compare_step(scores=out / "scores.tsv", rrs_model=out / "rrs.json",
                  subjects_sheet=run["subjects"], covariates=fixture.COVARIATES, cohorts=COHORTS,

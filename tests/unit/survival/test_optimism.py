@@ -14,14 +14,8 @@ from lifelines import CoxPHFitter
 from sksurv.metrics import concordance_index_censored
 
 from rdls.errors import InputError
-from rdls.survival.optimism import (
-    bootstrap_optimism,
-    efron_fit,
-    efron_loglik,
-    harrell_c,
-    performance,
-    refit_cox,
-)
+from rdls.survival._efron import efron_fit, efron_loglik
+from rdls.survival.optimism import bootstrap_optimism, harrell_c, performance, refit_cox
 from tests.unit.survival.test_r_reference import _r_design
 
 

@@ -1011,6 +1011,8 @@ def comparison_html(files: Files, config: Mapping) -> str:
     )
     parts.append(figure(files.path("auc_figure"), caption, size="half"))
     parts.append(figure(files.path("roc_figure"), f"ROC curves at {horizon} months, per cohort."))
+    if (summary := files.table("calibration_summary")) is not None and len(summary):
+        parts.append(calibration_summary_html(summary, config))
     parts.append(figure(files.path("calibration_figure"), captions.calibration(config)))
     parts.append(figure(files.path("decision_figure"), captions.decision_curve(config)))
     return "".join(parts)
@@ -1034,6 +1036,27 @@ def optimism_html(optimism: pd.DataFrame, config: Mapping) -> str:
                    source=_src("optimism"))]  # fmt: skip
     parts += [notice(f"{model}: {note}.") for model, note in _model_notes(optimism)]
     return "".join(parts)
+
+
+def calibration_summary_html(summary: pd.DataFrame, config: Mapping) -> str:
+    """Per cohort and model: calibration slope, observed/expected by the horizon, ICI."""
+    shown = summary.copy()
+    shown["slope_ci"] = [
+        _auc_ci(x.slope, x.slope_ci_lower, x.slope_ci_upper) for x in shown.itertuples()
+    ]
+    shown["oe_ci"] = [_auc_ci(x.oe_ratio, x.oe_ci_lower, x.oe_ci_upper) for x in shown.itertuples()]
+    horizon = cfg(config, "survival.horizon_months")
+    columns = {"cohort": "Cohort", "model": "Model", "slope_ci": "Slope (95% CI)",
+               "observed": f"Observed risk by {horizon} months", "expected": "Mean predicted",
+               "oe_ci": "O/E (95% CI)", "ici": "ICI", "e90": "E90"}  # fmt: skip
+    caption = (
+        "Calibration: slope of the linear predictor in each cohort (1 ideal; below 1, "
+        "predictions too extreme), observed (1 - Kaplan-Meier) against mean predicted risk by "
+        f"{horizon} months and their ratio, and the smoothed curve's integrated calibration "
+        "index (mean absolute gap; E90 its 90th percentile). Training values are apparent."
+    )
+    return table(shown, caption=caption, columns=columns, index_header=False,
+                 source=_src("calibration_summary"))  # fmt: skip
 
 
 def _model_notes(frame: pd.DataFrame) -> list[tuple[str, str]]:

@@ -45,14 +45,31 @@ def plot_roc(result, *, png: str | Path, svg: str | Path | None = None) -> Figur
 
 
 def plot_calibration(result, *, png: str | Path, svg: str | Path | None = None) -> Figure:
-    """Observed (1 - Kaplan-Meier, with interval) against mean predicted risk per risk group."""
+    """Observed against predicted risk: risk groups (1 - Kaplan-Meier with its interval), the
+    smoothed calibration curve with its ICI, and the predicted risks' histogram below."""
     cal = result.calibration
+    curves = result.calibration_curve
+    summary = result.calibration_summary.set_index(["cohort", "model"])
+    predictions = result.predictions
     cohorts = list(dict.fromkeys(cal["cohort"]))
     figure, axes = _panels(len(cohorts))
     top = float(np.nanmax(cal[["predicted", "observed", "observed_ci_upper"]].to_numpy()))
     top = min(1.0, max(0.1, top * 1.05))
     for ax, cohort in zip(axes, cohorts, strict=False):
-        for model, groups in cal[cal["cohort"] == cohort].groupby("model", sort=False):
+        histogram = ax.twinx()
+        for k, (model, groups) in enumerate(
+            cal[cal["cohort"] == cohort].groupby("model", sort=False)
+        ):
+            colour = f"C{k}"
+            curve = curves[(curves["cohort"] == cohort) & (curves["model"] == model)]
+            ici = summary["ici"].get((cohort, model), np.nan)
+            if len(curve):
+                ax.plot(curve["predicted"], curve["observed"], color=colour, lw=1,
+                        label=f"{model}, smoothed (ICI {ici:.3f})")  # fmt: skip
+            risks = predictions.loc[
+                (predictions["cohort"] == cohort) & (predictions["model"] == model), "risk"
+            ]
+            histogram.hist(risks, bins=40, range=(0, top), color=colour, alpha=0.25)
             err = np.vstack(
                 [
                     (groups["observed"] - groups["observed_ci_lower"]).clip(lower=0),
@@ -64,9 +81,14 @@ def plot_calibration(result, *, png: str | Path, svg: str | Path | None = None) 
                 groups["observed"],
                 yerr=np.nan_to_num(err),
                 marker="o",
+                ls="none",
+                color=colour,
                 capsize=2,
-                label=model,
+                label=f"{model}, risk groups",
             )
+        # the histogram takes the bottom fifth of the panel, out of the curves' way
+        histogram.set_ylim(0, histogram.get_ylim()[1] * 5)
+        histogram.set_yticks([])
         ax.plot([0, top], [0, top], color="0.6", lw=0.8, ls="--")
         ax.set(
             title=cohort,
@@ -74,8 +96,8 @@ def plot_calibration(result, *, png: str | Path, svg: str | Path | None = None) 
             ylabel="observed risk (1 - KM)",
             xlim=(0, top),
             ylim=(0, top),
-            aspect="equal",
         )
+        ax.set_box_aspect(1)  # square without fixing the data aspect, which the twin axis shares
         ax.legend(fontsize="small", loc="upper left")
     figure.suptitle(f"Calibration at {result.horizon:g} months")
     return _save(figure, png, svg)

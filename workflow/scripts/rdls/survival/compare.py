@@ -13,7 +13,9 @@ predicted risk of recurrence, ``1 - S(horizon | x)``, and every cohort reports:
   representation (Blanche et al., Stat Med 2013), as timeROC's ``compare``;
 - Harrell's and Uno's (``tau`` = horizon, censoring weights from the cohort itself)
   concordance;
-- calibration in risk groups (mean predicted risk against 1 - Kaplan-Meier at the horizon);
+- calibration (:mod:`rdls.survival.calibration`): the calibration slope, observed/expected
+  by the horizon, a smoothed calibration curve with its integrated calibration index, and
+  risk groups (mean predicted risk against 1 - Kaplan-Meier at the horizon);
 - decision curves (net benefit with the Kaplan-Meier event rate among those treated; Vickers
   et al., BMC Med Inform Decis Mak 2008);
 - the ROC curve at the horizon.
@@ -43,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from rdls.errors import InputError, some
+from rdls.survival.calibration import calibration_summary, smoothed_calibration
 from rdls.survival.rrs import _survival
 from rdls.survival.td_auc import compare_auc, ipcw_case_weights, time_dependent_auc
 
@@ -71,6 +74,12 @@ class ComparisonResult:
         uno_ci_upper, n_boot_used.
     calibration : pandas.DataFrame
         cohort, model, group, n, predicted, observed, observed_ci_lower, observed_ci_upper.
+    calibration_summary : pandas.DataFrame
+        cohort, model, slope (with ci_lower, ci_upper), observed, expected, oe_ratio (with
+        its interval), ici, e50, e90, note.
+    calibration_curve : pandas.DataFrame
+        cohort, model, predicted, observed: the smoothed calibration curve (at most 101
+        points per cohort and model).
     decision_curve : pandas.DataFrame
         cohort, model (also "treat all" and "treat none"), threshold, net_benefit.
     roc : pandas.DataFrame
@@ -94,6 +103,8 @@ class ComparisonResult:
     roc: pd.DataFrame
     coefficients: pd.DataFrame
     predictions: pd.DataFrame
+    calibration_summary: pd.DataFrame
+    calibration_curve: pd.DataFrame
     horizon: float
     notes: list[str] = field(default_factory=list)
     locked: dict[str, dict] = field(default_factory=dict)
@@ -272,7 +283,7 @@ def compare_models(
     alpha = (1 - confidence) / 2
     z = float(_normal_quantile(1 - alpha))
     tables: dict[str, list] = {
-        k: [] for k in ("auc", "diff", "cindex", "cal", "dca", "roc", "pred")
+        k: [] for k in ("auc", "diff", "cindex", "cal", "dca", "roc", "pred", "cal_sum", "curve")
     }
 
     for cohort, (X, t, e) in checked.items():
@@ -332,6 +343,12 @@ def compare_models(
                     cohort=cohort, model=name
                 )
             )
+            summary = calibration_summary(r, t, e, horizon=horizon, confidence=confidence)
+            tables["cal_sum"].append({"cohort": cohort, "model": name, **summary})
+            if np.isfinite(summary["slope"]):
+                curve = smoothed_calibration(r, t, e, horizon=horizon)
+                keep = np.unique(np.linspace(0, len(curve) - 1, 101).round().astype(int))
+                tables["curve"].append(curve.iloc[keep].assign(cohort=cohort, model=name))
             tables["dca"].append(
                 pd.DataFrame(
                     {
@@ -387,6 +404,14 @@ def compare_models(
         else pd.DataFrame(columns=["cohort", "model", "threshold", "fpr", "tpr"]),
         coefficients=_coefficients(fits),
         predictions=pd.concat(tables["pred"], ignore_index=True),
+        calibration_summary=pd.DataFrame(tables["cal_sum"]),
+        calibration_curve=(
+            pd.concat(tables["curve"], ignore_index=True)[
+                ["cohort", "model", "predicted", "observed"]
+            ]
+            if tables["curve"]
+            else pd.DataFrame(columns=["cohort", "model", "predicted", "observed"])
+        ),
         horizon=float(horizon),
         notes=notes,
         locked={name: lock_model(fit, horizon=horizon) for name, fit in fits.items()},

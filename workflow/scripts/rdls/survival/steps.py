@@ -505,7 +505,8 @@ def compare_step(
     if no_rrs:
         notes = pd.DataFrame({"cohort": list(data), "model_a": "clinical", "note": no_rrs})
         result = replace(result, auc_difference=notes.reindex(columns=DIFFERENCE_COLUMNS))
-    for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc"):
+    for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
+                 "calibration_summary", "calibration_curve"):  # fmt: skip
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
     optimism = training_optimism(
         data[TRAINING], models=models, n_boot=comparison["optimism_resamples"], seed=seed,
