@@ -372,6 +372,16 @@ def write_results(root: Path) -> dict:
         },
     )
     tsv(
+        root / "survival/comparison/models.tsv",
+        {
+            "model": ["clinical", "clinical + RRS"],
+            "covariate": ["age", "rrs"],
+            "coef": [0.01, 0.8],
+            "hazard_ratio": [1.01, 2.2],
+            "note": ["6.0 training events per variable: below 10, expect overfitting"] * 2,
+        },
+    )
+    tsv(
         root / "survival/comparison/calibration_summary.tsv",
         {
             "cohort": list(COHORTS),

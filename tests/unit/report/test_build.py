@@ -175,3 +175,7 @@ def test_calibration_is_summarised_by_slope_observed_expected_and_ici(html):
     assert "O/E (95% CI)" in html
     assert "0.850 (0.600\u20131.200)" in html
     assert "integrated calibration" in html
+
+
+def test_too_few_events_per_variable_is_warned_in_the_report(html):
+    assert "clinical: 6.0 training events per variable: below 10, expect overfitting." in html

@@ -1,6 +1,6 @@
 """rdls.survival.compare: locked Cox models compared by AUC, concordance, calibration, DCA.
 
-Synthetic cohorts from a known Cox model: hazard 0.01/month x exp(x + 0.3 g), x standard
+Synthetic cohorts from a known Cox model: hazard 0.005/month x exp(x + 0.3 g), x standard
 normal and prognostic, g binary, z pure noise; uniform censoring. The discrimination measures
 must agree with scikit-survival's (concordance, on the sample and on a bootstrap resample) and
 with rdls.survival.td_auc (the AUC, itself checked against timeROC in test_td_auc.py).
@@ -49,7 +49,7 @@ def _cohort(n: int, seed: int, *, max_censoring: float = 120.0, prefix: str = "S
         },
         index=index,
     )
-    survival = rng.exponential(1 / (0.01 * np.exp(X["x"] + 0.3 * X["g"])))
+    survival = rng.exponential(1 / (0.005 * np.exp(X["x"] + 0.3 * X["g"])))
     censoring = rng.uniform(20, max_censoring, n)
     time = pd.Series(np.minimum(survival, censoring), index, name="rfs_months")
     event = pd.Series((survival <= censoring).astype(int), index, name="rfs_event")
@@ -237,11 +237,11 @@ def test_a_correctly_specified_model_is_calibrated():
     cal = res.calibration[res.calibration["cohort"] == "validation"]
     assert len(cal) == 5 and (cal["n"] == 400).all()
     assert cal["predicted"].is_monotonic_increasing
-    assert (cal["predicted"] - cal["observed"]).abs().max() < 0.05
-    inside = (cal["observed_ci_lower"] <= cal["predicted"]) & (
-        cal["predicted"] <= cal["observed_ci_upper"]
-    )
-    assert inside.sum() >= 4
+    assert (cal["predicted"] - cal["observed"]).abs().max() < 0.06  # 400 per group
+    summary = res.calibration_summary.set_index("cohort").loc["validation"]
+    assert summary["slope_ci_lower"] < 1 < summary["slope_ci_upper"]
+    assert summary["oe_ci_lower"] < 1 < summary["oe_ci_upper"]
+    assert summary["ici"] < 0.02
 
 
 def test_net_benefit_references_and_a_model_by_hand(cohorts, result):
@@ -400,3 +400,37 @@ def test_figures_are_drawn_when_a_cohort_has_no_auc(cohorts, tmp_path):
     nothing = replace(res, roc=res.roc.iloc[:0])
     plot_roc(nothing, png=tmp_path / "empty.png", svg=tmp_path / "empty.svg")
     assert "No cohort has an AUC" in (tmp_path / "empty.svg").read_text()
+
+
+def test_a_model_with_absurd_training_risks_is_refused(cohorts):
+    train, _ = cohorts
+    X = train["X"].assign(level=0.0)
+    X.iloc[:40, X.columns.get_loc("level")] = 1.0  # a level without events: its HR runs off
+    event = train["event"].copy()
+    event.iloc[:40] = 0
+    bad = _with(train, X=X, event=event)
+    with pytest.raises(InputError, match=r"model 'sparse': 4\d of 600 training subjects \(7%\)"):
+        compare_models(train=bad, cohorts={}, models={"sparse": ["x", "level"]}, n_boot=0, seed=0)
+
+
+def test_merging_the_sparse_level_makes_the_same_model_acceptable(cohorts):
+    from rdls.survival.cox import design_matrix, make_design, merge_sparse_levels
+
+    train, _ = cohorts
+    frame = train["X"].assign(
+        stage=np.where(np.arange(600) < 40, "T1", np.where(np.arange(600) % 2, "T2", "T3")),
+        rfs_event=train["event"].to_numpy(),
+    )
+    frame.loc[frame["stage"] == "T1", "rfs_event"] = 0
+    design = merge_sparse_levels(
+        make_design(frame, covariates=["x", "stage"]), frame, event="rfs_event"
+    )
+    assert design.merged == {"stage": {"T1": "T1+T2", "T2": "T1+T2"}}
+    assert design.merge_notes() == ["stage: T1 and T2 merged into T1+T2 (too few training events)"]
+    X = design_matrix(design, frame)
+    assert list(X.columns) == ["x", "stage[T3]"]
+    result = compare_models(
+        train={"X": X, "time": train["time"], "event": frame["rfs_event"]}, cohorts={},
+        models={"merged": list(X.columns)}, n_boot=0, seed=0,
+    )  # fmt: skip
+    assert result.auc["auc"].notna().all()

@@ -102,3 +102,22 @@ def test_training_optimism_corrects_the_clinical_model_and_says_why_not_the_rrs(
     assert with_rrs["corrected"].isna().all() and (with_rrs["note"] == RRS_NOT_CORRECTED).all()
     assert with_rrs.loc["C", "apparent"] > clinical.loc["C", "apparent"]
     assert list(table["measure"].unique()) == ["Dxy", "C", "R2", "Slope", "D", "AUC"]
+
+
+def test_the_clinical_design_merges_a_stage_without_events_but_never_a_subtype():
+    from rdls.survival.steps import EVENT, clinical_design
+
+    rng = np.random.default_rng(4)
+    n = 90
+    frame = pd.DataFrame({
+        "t_stage": np.repeat(["T1", "T2", "T3"], 30),
+        "subtype": np.tile(["RDLS1", "RDLS2", "RDLS3"], 30),
+        "age": rng.normal(60, 8, n),
+        EVENT: rng.integers(0, 2, n),
+    })  # fmt: skip
+    frame.loc[frame["t_stage"] == "T3", EVENT] = 0
+    frame.loc[frame["subtype"] == "RDLS3", EVENT] = 0
+    design = clinical_design(frame, covariates=["subtype", "age", "t_stage"], log2=[])
+    assert design.merged == {"t_stage": {"T2": "T2+T3", "T3": "T2+T3"}}
+    assert design.categorical_levels["subtype"] == ["RDLS1", "RDLS2", "RDLS3"]
+    assert design.terms == ["subtype[RDLS2]", "subtype[RDLS3]", "age", "t_stage[T2+T3]"]

@@ -63,6 +63,7 @@ FILES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "auc_difference": ("survival/comparison/auc_difference.tsv", ("survival",), None),
     "cindex": ("survival/comparison/cindex.tsv", ("survival",), None),
     "optimism": ("survival/comparison/optimism.tsv", ("survival",), None),
+    "comparison_models": ("survival/comparison/models.tsv", ("survival",), None),
     "calibration_summary": ("survival/comparison/calibration_summary.tsv", ("survival",), None),
     "auc_figure": ("survival/comparison/auc.png", ("survival",), None),
     "roc_figure": ("survival/comparison/roc.png", ("survival",), None),

@@ -982,6 +982,8 @@ def comparison_html(files: Files, config: Mapping) -> str:
                 parts.append(notice(f"{row.cohort}: no AUC at {horizon} months ({row.note})."))
     else:
         parts.append(missing("AUC table (results/survival/comparison/auc.tsv)"))
+    if (fitted := files.table("comparison_models")) is not None and len(fitted):
+        parts += [notice(f"{model}: {note}.") for model, note in _model_notes(fitted)]
     if (optimism := files.table("optimism")) is not None and len(optimism):
         parts.append(optimism_html(optimism, config))
     cindex = files.table("cindex")

@@ -161,6 +161,34 @@ def risk_at(model, X: pd.DataFrame, *, horizon: float) -> pd.Series:
     return pd.Series(-np.expm1(-h0 * hazard), index=X.index, name="risk")
 
 
+RISK_RANGE = (0.001, 0.999)
+MAX_SHARE_OUTSIDE = 0.01
+
+
+def check_locked_risks(name: str, risks: np.ndarray, *, horizon: float) -> None:
+    """Refuse a model that predicts near-certain recurrence or none for many training subjects.
+
+    Risks below 0.001 or above 0.999 by the horizon for more than 1% of the training cohort
+    come from a coefficient that ran off (a level without events, a separating covariate),
+    not from the data; such a model must not be locked.
+
+    Raises
+    ------
+    rdls.errors.InputError
+        Naming the model, the share of subjects outside the range and what to do.
+    """
+    low, high = RISK_RANGE
+    outside = (risks < low) | (risks > high)
+    if outside.mean() > MAX_SHARE_OUTSIDE:
+        raise InputError(
+            f"model {name!r}: {outside.sum()} of {len(risks)} training subjects "
+            f"({outside.mean():.0%}) get a predicted risk by {horizon:g} months outside "
+            f"[{low}, {high}] (smallest {risks.min():.2g}, largest {risks.max():.2g}); a "
+            "coefficient has run off, usually a covariate level with no events. Merge sparse "
+            "levels, leave the covariate out or fit with a penalty."
+        )
+
+
 def lock_model(model, *, horizon: float) -> dict:
     """Everything needed to predict the risk by ``horizon`` without lifelines' fitted object.
 
@@ -240,7 +268,8 @@ def compare_models(
     ------
     InputError
         A model column missing from a cohort, missing values in the needed columns, time or
-        event; a horizon at or beyond the training follow-up.
+        event; a horizon at or beyond the training follow-up; a model whose training risks
+        leave [0.001, 0.999] for more than 1% of subjects (:func:`check_locked_risks`).
     """
     if TRAINING in cohorts:
         raise InputError(
@@ -276,6 +305,8 @@ def compare_models(
         name: fit_survival_model(X_tr[cols], t_tr, e_tr, penalizer=penalizer)
         for name, cols in models.items()
     }
+    for name, fit in fits.items():
+        check_locked_risks(name, risk_at(fit, X_tr, horizon=horizon).to_numpy(), horizon=horizon)
     notes = [
         "training cohort: apparent performance; models are not refitted in bootstrap "
         f"resamples, so its intervals do not correct for optimism ({n_boot} resamples)",

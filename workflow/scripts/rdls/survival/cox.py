@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,9 @@ class CoxDesign:
         Covariates entered as log2 of their value.
     covariates : list of str
         The source columns, in order.
+    merged : dict
+        Per categorical covariate, the levels merged into a neighbour because they had no
+        events in training (:func:`merge_sparse_levels`): original level -> merged level.
     """
 
     terms: list[str]
@@ -53,6 +56,16 @@ class CoxDesign:
     reference: dict[str, str]
     log2: list[str]
     covariates: list[str] = field(default_factory=list)
+    merged: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def merge_notes(self) -> list[str]:
+        """One sentence per merged level, for tables and logs."""
+        notes = []
+        for column, mapping in self.merged.items():
+            for into in dict.fromkeys(mapping.values()):
+                parts = " and ".join(level for level, to in mapping.items() if to == into)
+                notes.append(f"{column}: {parts} merged into {into} (too few training events)")
+        return notes
 
     def to_dict(self) -> dict:
         """A JSON/YAML-ready copy, read back by :meth:`from_dict`."""
@@ -213,7 +226,10 @@ def design_matrix(design: CoxDesign, frame: pd.DataFrame) -> pd.DataFrame:
     for column in design.covariates:
         if column in design.categorical_levels:
             known = design.categorical_levels[column]
-            values = frame[column].map(lambda v: v if pd.isna(v) else _level_text(v))
+            merged = design.merged.get(column, {})
+            values = frame[column].map(
+                lambda v, m=merged: v if pd.isna(v) else m.get(_level_text(v), _level_text(v))
+            )
             unseen = values.notna() & ~values.isin(known)
             if unseen.any():
                 level = values[unseen].iloc[0]
@@ -238,6 +254,78 @@ def design_matrix(design: CoxDesign, frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = numbers
     matrix = pd.DataFrame(out, index=frame.index)
     return matrix[design.terms]
+
+
+def merge_sparse_levels(
+    design: CoxDesign,
+    frame: pd.DataFrame,
+    *,
+    event: str,
+    min_events: int = 1,
+    keep: Sequence[str] = ("subtype",),
+) -> CoxDesign:
+    """Merge each categorical level with fewer than ``min_events`` training events into a
+    neighbour, so that no hazard ratio runs off to zero or infinity.
+
+    Levels are merged in their natural order (T1 with T2, N2 with N1): the first level into
+    the second, the last into the one before, a middle one into its neighbour with fewer
+    subjects, until every level has ``min_events`` or two levels remain. The merged level is
+    named by its parts (``"T1+T2"``); it is the reference where one of its parts was.
+    Covariates in ``keep`` (the subtype, the quantity of interest) are never merged.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The training cohort, with the covariates and the ``event`` column (0/1).
+    """
+    if event not in frame.columns:
+        raise InputError(f"merge of sparse levels: the table has no event column {event!r}.")
+    levels = dict(design.categorical_levels)
+    reference = dict(design.reference)
+    merged = {c: dict(m) for c, m in design.merged.items()}
+    for column in design.categorical_levels:
+        if column in keep:
+            continue
+        known = design.merged.get(column, {})
+        values = frame[column].map(
+            lambda v, m=known: v if pd.isna(v) else m.get(_level_text(v), _level_text(v))
+        )
+        events = frame[event].fillna(0).astype(float)
+        labels = list(levels[column])
+        origin = {label: [label] for label in labels}
+        while len(labels) > 2:
+            counts = {lab: events[values.isin(origin[lab])].sum() for lab in labels}
+            sparse = [lab for lab in labels if counts[lab] < min_events]
+            if not sparse:
+                break
+            i = labels.index(sparse[0])
+            if i == 0:
+                j = 1
+            elif i == len(labels) - 1:
+                j = i - 1
+            else:
+                sizes = [values.isin(origin[labels[k]]).sum() for k in (i - 1, i + 1)]
+                j = i - 1 if sizes[0] <= sizes[1] else i + 1
+            low, high = sorted((i, j))
+            joined = f"{labels[low]}+{labels[high]}"
+            origin[joined] = origin.pop(labels[low]) + origin.pop(labels[high])
+            labels[low : high + 1] = [joined]
+        if len(labels) == len(levels[column]):
+            continue
+        mapping = {o: lab for lab in labels for o in origin[lab] if o != lab}
+        earlier = {o: mapping.get(lab, lab) for o, lab in merged.get(column, {}).items()}
+        merged[column] = {**earlier, **mapping}
+        reference[column] = next(lab for lab in labels if reference[column] in origin[lab])
+        levels[column] = labels
+    terms = []
+    for column in design.covariates:
+        if column in levels:
+            terms += [f"{column}[{lev}]" for lev in levels[column] if lev != reference[column]]
+        else:
+            terms.append(f"log2({column})" if column in design.log2 else column)
+    return replace(
+        design, terms=terms, categorical_levels=levels, reference=reference, merged=merged
+    )
 
 
 def fit_cox(
@@ -360,7 +448,8 @@ def _ph_test(
 def _check_estimable(design: CoxDesign, source: pd.DataFrame, data: pd.DataFrame) -> None:
     """Refuse levels with no subjects or no events: their hazard ratio is not finite."""
     for column, levels in design.categorical_levels.items():
-        values = source[column].map(_level_text)
+        merged = design.merged.get(column, {})
+        values = source[column].map(lambda v, m=merged: m.get(_level_text(v), _level_text(v)))
         for level in levels:
             rows = (values == level).to_numpy()
             role = "reference level" if level == design.reference[column] else "level"

@@ -166,6 +166,9 @@ def cox_step(
         log.info("%s: n=%d, events=%d, C=%.3f", cohort, result.n, result.events,
                  result.concordance)  # fmt: skip
     table = pd.concat(tables, ignore_index=True).reindex(columns=COX_COLUMNS)
+    if merged := "; ".join(design.merge_notes()):
+        fits = table["note"].fillna("").astype(str)
+        table["note"] = [f"{merged}; {n}" if n else merged for n in fits]
     if no_subtypes:
         fits = table["note"].fillna("").astype(str)
         table["note"] = [f"{no_subtypes}; {n}" if n else no_subtypes for n in fits]
@@ -190,16 +193,27 @@ def cox_step(
 
 
 def clinical_design(training: pd.DataFrame, *, covariates: Sequence[str], log2: Sequence[str]):
-    """How covariates (and the subtype, reference RDLS1) are coded: learned on training."""
-    from rdls.survival.cox import make_design
+    """How covariates (and the subtype, reference RDLS1) are coded: learned on training.
+
+    A clinical level without training events is merged with its neighbour (the subtype's
+    levels never are), so that every model fitted with this design, the Cox tables and the
+    locked models alike, has finite hazard ratios; ``design.merge_notes()`` says what was
+    merged.
+    """
+    from rdls.survival.cox import make_design, merge_sparse_levels
 
     reference = {"subtype": REFERENCE_SUBTYPE} if "subtype" in covariates else None
-    return make_design(
+    design = make_design(
         training,
         covariates=list(covariates),
         log2=[c for c in log2 if c in covariates],
         reference=reference,
     )
+    if EVENT in training.columns:
+        design = merge_sparse_levels(design, training, event=EVENT)
+        for note in design.merge_notes():
+            log.warning("%s", note)
+    return design
 
 
 def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str = "km"):
@@ -514,7 +528,10 @@ def compare_step(
     )  # fmt: skip
     optimism.to_csv(out_tables["optimism"], sep="\t", index=False)
     log.info("training cohort, apparent and optimism-corrected:\n%s", optimism.to_string())
-    result.coefficients.to_csv(out_tables["models"], sep="\t", index=False)
+    model_notes = _model_notes(design, data[TRAINING], models)
+    result.coefficients.assign(note=result.coefficients["model"].map(model_notes)).to_csv(
+        out_tables["models"], sep="\t", index=False
+    )
     predictions = result.predictions.rename(columns={"subject": "subject_id"})
     predictions.to_csv(out_tables["predictions"], sep="\t", index=False)
     # The clinical models as fitted in training, for scoring new subjects: the covariate
@@ -531,6 +548,24 @@ def compare_step(
     plots.plot_decision_curves(
         result, png=out_figures["decision_curve"][0], svg=out_figures["decision_curve"][1]
     )
+
+
+def _model_notes(design, train: Mapping, models: Mapping[str, list[str]]) -> dict[str, str]:
+    """Per model: merged levels and too few events per variable (below 10: overfitting)."""
+    events = int(train["event"].sum())
+    notes = {}
+    for name, columns in models.items():
+        parts = list(design.merge_notes())
+        per_variable = events / max(len(columns), 1)
+        if per_variable < 10:
+            parts.append(
+                f"{per_variable:.1f} training events per variable ({events} events, "
+                f"{len(columns)} coefficients): below 10, expect overfitting; see the "
+                "optimism-corrected figures"
+            )
+            log.warning("%s: %s", name, parts[-1])
+        notes[name] = "; ".join(parts)
+    return notes
 
 
 RRS_NOT_CORRECTED = (
