@@ -127,6 +127,13 @@ if SURVIVAL:
             ),
             cv_vector="results/survival/rrs/cross_validation.svg",
             cutoff_scan="results/survival/rrs/cutoff_scan.tsv",
+            frequency=report(
+                "results/survival/rrs/selection_frequency.tsv",
+                caption="../report/survival_rrs.rst",
+                category="Survival",
+                subcategory="Recurrence risk score",
+                labels={"table": "selection over repeated cross-validation"},
+            ),
         log:
             "logs/survival/rrs_fit.log",
         benchmark:

@@ -17,4 +17,5 @@ rrs_fit_step(
     out_cv=out.cv,
     out_cv_figure=(out.cv_figure, out.cv_vector),
     out_cutoff_scan=out.cutoff_scan,
+    out_frequency=out.frequency,
 )

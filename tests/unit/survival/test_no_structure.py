@@ -25,6 +25,7 @@ SURVIVAL = {
     "at_risk_every_months": 12,
     "ph_transform": "km",
     "rrs": {"fdr": 0.05, "max_features": 50, "l1_ratio": 1.0, "folds": 5, "penalty_rule": "1se",
+            "when_empty": "empty", "stability_repeats": 3,
             "cutoff": "maxstat", "min_group_fraction": 0.2},
     "comparison": {"bootstrap": 20, "calibration_groups": 3, "max_threshold": 0.6,
                    "optimism_resamples": 20},
@@ -85,7 +86,8 @@ def rrs_fit(run):
                  out_model=out / "rrs.json", out_candidates=out / "candidates.tsv",
                  out_coefficients=out / "coefficients.tsv", out_cv=out / "cv.tsv",
                  out_cv_figure=(out / "cv.png", out / "cv.svg"),
-                 out_cutoff_scan=out / "scan.tsv")  # fmt: skip
+                 out_cutoff_scan=out / "scan.tsv",
+                 out_frequency=out / "frequency.tsv")  # fmt: skip
     rrs_score_step(features=run["features"], model=out / "rrs.json",
                    subjects_sheet=run["subjects"], cohorts=COHORTS,
                    out_scores=out / "scores.tsv", out_groups=out / "groups.tsv")  # fmt: skip
@@ -96,7 +98,7 @@ def test_the_rrs_is_empty_and_every_output_says_why(run):
     out = run["dir"]
     model = json.loads((out / "rrs.json").read_text())
     assert model["features"] == [] and model["cutoff"] is None and model["notes"] == [NO_RRS]
-    for name in ("candidates", "coefficients", "cv", "scan"):
+    for name in ("candidates", "coefficients", "cv", "scan", "frequency"):
         table = pd.read_csv(out / f"{name}.tsv", sep="\t")
         assert len(table) == 1 and table["note"].item() == NO_RRS, name
     assert "no RRS" in (out / "cv.svg").read_text()
@@ -153,3 +155,36 @@ def test_the_rrs_needs_the_high_risk_subtype_and_another(subtypes, reason):
     assert found == (f"no RRS ({reason}): its features are screened RDLS1 against the other "
                      "subtypes; the model comparison is the clinical model alone" if reason
                      else "")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fdr", "reason"),
+    [
+        (0.05, "empty RRS: no imaging feature sets RDLS1 apart from the other subtypes"),
+        (1.0, "empty RRS: the cross-validated penalty (1se"),
+    ],
+)
+def test_noise_features_give_an_empty_rrs_and_the_clinical_model_alone(run, fdr, reason):
+    """Subtypes drawn at random and noise features: nothing earns a place in the RRS."""
+    import numpy as np
+
+    out = run["dir"]
+    assignments = fixture.assignments()
+    assignments["subtype"] = np.random.default_rng(2).choice(["RDLS1", "RDLS2"], len(assignments))
+    assignments["source"] = "consensus"
+    assignments.to_csv(out / "assignments.tsv", sep="\t", index=False)
+    settings = {**SURVIVAL["rrs"], "fdr": fdr}
+    rrs_fit_step(features=run["features"], assignments=out / "assignments.tsv",
+                 subjects_sheet=run["subjects"], settings=settings, seed=1,
+                 out_model=out / "rrs.json", out_candidates=out / "candidates.tsv",
+                 out_coefficients=out / "coefficients.tsv", out_cv=out / "cv.tsv",
+                 out_cv_figure=(out / "cv.png", out / "cv.svg"),
+                 out_cutoff_scan=out / "scan.tsv",
+                 out_frequency=out / "frequency.tsv")  # fmt: skip
+    model = json.loads((out / "rrs.json").read_text())
+    assert model["features"] == [] and model["notes"][0].startswith(reason)
+    assert pd.read_csv(out / "coefficients.tsv", sep="\t")["note"].str.startswith(reason).all()
+    rrs_score_step(features=run["features"], model=out / "rrs.json",
+                   subjects_sheet=run["subjects"], cohorts=COHORTS,
+                   out_scores=out / "scores.tsv", out_groups=out / "groups.tsv")  # fmt: skip
+    assert pd.read_csv(out / "scores.tsv", sep="\t")["rrs"].isna().all()

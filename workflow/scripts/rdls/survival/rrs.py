@@ -33,6 +33,7 @@ from rdls.errors import InputError, some
 log = logging.getLogger(__name__)
 
 RULES = ("1se", "min")
+WHEN_EMPTY = ("empty", "largest_nonzero")
 CUTOFF_METHODS = ("maxstat", "median")
 
 
@@ -55,7 +56,7 @@ def high_risk_features(
     is_high_risk : pandas.Series
         True for subjects of the high-risk subtype, indexed like ``X``.
     fdr : float
-        Features with a BH-adjusted p-value below ``fdr`` are candidates.
+        Features with a BH-adjusted p-value below ``fdr`` are candidates (1: every feature).
     max_features : int
         At most this many candidates, those with the largest ``|effect|``, are selected.
 
@@ -64,16 +65,17 @@ def high_risk_features(
     pandas.DataFrame
         One row per feature, ordered by p-value: ``feature``, ``effect`` (rank-biserial
         correlation, ``2 U / (n_high n_rest) - 1``: positive when the feature is higher in the
-        high-risk subtype), ``p_value``, ``p_adjusted`` and ``selected``.
+        high-risk subtype), ``p_value``, ``p_adjusted`` and ``selected`` (none where no
+        feature passes ``fdr``: a result, logged, not an error).
 
     Raises
     ------
     InputError
-        Non-finite values, labels that do not match ``X``, a group with fewer than two
-        subjects, or no feature passing ``fdr`` (the message says what to relax).
+        Non-finite values, labels that do not match ``X``, or a group with fewer than two
+        subjects.
     """
-    if not 0 < fdr < 1:
-        raise ValueError(f"fdr must lie in (0, 1), got {fdr}")
+    if not 0 < fdr <= 1:
+        raise ValueError(f"fdr must lie in (0, 1], got {fdr}")
     if max_features < 1:
         raise ValueError(f"max_features must be at least 1, got {max_features}")
     values = _feature_matrix(X, where="features")
@@ -105,15 +107,14 @@ def high_risk_features(
             "p_adjusted": false_discovery_control(p, method="bh"),
         }
     )
-    candidates = table["p_adjusted"] < fdr
+    candidates = (table["p_adjusted"] < fdr) | (fdr >= 1)
     if not candidates.any():
         best = table.loc[table["p_adjusted"].idxmin()]
-        raise InputError(
-            f"no feature differs between the high-risk subtype ({n_high} subjects) and the rest "
-            f"({n_rest}) at FDR < {fdr}: the smallest adjusted p-value is "
-            f"{best['p_adjusted']:.3g} (feature {best['feature']!r}). Raise fdr, or check that "
-            "the high-risk subtype is the right one."
-        )
+        log.warning(
+            "no feature differs between the high-risk subtype (%d subjects) and the rest (%d) "
+            "at FDR < %g: the smallest adjusted p-value is %.3g (feature %r)",
+            n_high, n_rest, fdr, best["p_adjusted"], best["feature"],
+        )  # fmt: skip
     keep = table.loc[candidates, "effect"].abs().sort_values(ascending=False, kind="mergesort")
     table["selected"] = table.index.isin(keep.index[:max_features])
     order = np.lexsort((-table["effect"].abs().to_numpy(), table["p_value"].to_numpy()))
@@ -259,6 +260,7 @@ def fit_rrs(
     n_alphas: int = 100,
     alpha_min_ratio: float = 0.01,
     rule: str = "1se",
+    when_empty: str = "empty",
     seed: int,
 ) -> tuple[RRSModel, pd.DataFrame]:
     """Fit the RRS: an elastic-net Cox model with the penalty chosen by cross-validation.
@@ -281,8 +283,9 @@ def fit_rrs(
 
     ``alpha_min`` minimises ``mean_deviance``; ``alpha_1se`` is the largest alpha whose mean
     deviance is within one ``se`` of that minimum. ``rule`` picks one. If the chosen alpha
-    keeps no feature, the largest alpha that keeps at least one is used instead, with a
-    warning in the log and in ``RRSModel.notes``.
+    keeps no feature, the cross-validation says that no feature earns its place: the RRS is
+    empty (no features, the reason in ``RRSModel.notes``), unless ``when_empty`` is
+    ``"largest_nonzero"``, which uses the largest alpha that keeps one (with a warning).
 
     Parameters
     ----------
@@ -298,6 +301,9 @@ def fit_rrs(
         The penalty path.
     rule : {"1se", "min"}
         Which cross-validated alpha the model uses.
+    when_empty : {"empty", "largest_nonzero"}
+        What a chosen alpha that keeps no feature gives: an empty RRS, or the largest alpha
+        that keeps one (a documented fallback, not the cross-validation's choice).
     seed : int
         Seeds the fold split.
 
@@ -315,6 +321,8 @@ def fit_rrs(
 
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if when_empty not in WHEN_EMPTY:
+        raise ValueError(f"when_empty must be one of {', '.join(WHEN_EMPTY)}, got {when_empty!r}")
     if not 0 < l1_ratio <= 1:
         raise ValueError(f"l1_ratio must lie in (0, 1], got {l1_ratio}")
     values = _feature_matrix(X, where="RRS training features")
@@ -392,20 +400,24 @@ def fit_rrs(
     i_1se = int(np.flatnonzero(cvm <= cvm[i_min] + cvsd[i_min])[0])
     chosen = i_1se if rule == "1se" else i_min
     notes = []
-    if nonzero[chosen] == 0:
-        if not (nonzero > 0).any():
-            raise InputError(
-                "the Coxnet path keeps no feature at any alpha; lower alpha_min_ratio or check "
-                "that the features carry prognostic information."
-            )
+    if nonzero[chosen] == 0 and when_empty == "largest_nonzero" and (nonzero > 0).any():
         fallback = int(np.flatnonzero(nonzero > 0)[0])
         note = (
             f"the {rule} alpha ({alphas[chosen]:.4g}) keeps no feature; using the largest alpha "
-            f"that keeps one ({alphas[fallback]:.4g}, {nonzero[fallback]} feature(s))"
+            f"that keeps one ({alphas[fallback]:.4g}, {nonzero[fallback]} feature(s)) as "
+            "survival.rrs.when_empty asks: its features are not the cross-validation's choice"
         )
         log.warning(note)
         notes.append(note)
         chosen = fallback
+    elif nonzero[chosen] == 0:
+        notes.append(
+            f"empty RRS: the cross-validated penalty ({rule}, alpha {alphas[chosen]:.4g}) keeps "
+            "no feature, so no imaging feature improves on no score at all in this training "
+            "cohort; the comparison is the clinical model alone (survival.rrs.when_empty: "
+            "largest_nonzero forces one)"
+        )
+        log.warning(notes[-1])
 
     cv = pd.DataFrame(
         {
@@ -438,6 +450,35 @@ def fit_rrs(
         ", ".join(f"{f} {c:+.3f}" for f, c in model.coefficients.items()),
     )
     return model, cv
+
+
+def selection_frequency(
+    X: pd.DataFrame, time, event, *, repeats: int, seed: int, **options
+) -> pd.DataFrame:
+    """How often each feature is kept over ``repeats`` cross-validation splits.
+
+    ``fit_rrs`` is repeated with fold splits seeded ``[seed, r]``; a feature kept in most
+    repeats is a stable choice, one kept in a few is a coin toss between near-equal penalties.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``feature``, ``selected`` (repeats that kept it), ``frequency``; plus a row
+        ``feature = "(none)"`` counting the repeats whose RRS was empty. Sorted by frequency.
+    """
+    kept = dict.fromkeys(map(str, X.columns), 0)
+    empty = 0
+    for r in range(repeats):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            split_seed = int(np.random.default_rng([seed, r]).integers(2**31))
+            model, _ = fit_rrs(X, time, event, seed=split_seed, **options)
+        empty += model.empty
+        for feature in model.features:
+            kept[feature] += 1
+    table = pd.DataFrame({"feature": [*kept, "(none)"], "selected": [*kept.values(), empty]})
+    table["frequency"] = table["selected"] / max(repeats, 1)
+    return table.sort_values("selected", ascending=False, kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

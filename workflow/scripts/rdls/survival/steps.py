@@ -258,6 +258,7 @@ def rrs_fit_step(
     out_cv: str | Path,
     out_cv_figure: tuple[str, str],
     out_cutoff_scan: str | Path,
+    out_frequency: str | Path,
 ) -> None:
     """Fit the recurrence risk score on training and lock its coefficients and cut-off.
 
@@ -269,25 +270,38 @@ def rrs_fit_step(
     from rdls.subtypes.steps import read_assignments, read_selected
     from rdls.survival._compare_plots import plot_cv_curve
     from rdls.survival._plots import plot_message
-    from rdls.survival.rrs import RRSModel, choose_cutoff, fit_rrs, high_risk_features
+    from rdls.survival.rrs import (
+        RRSModel,
+        choose_cutoff,
+        fit_rrs,
+        high_risk_features,
+        selection_frequency,
+    )
 
     values, cohort = read_selected(features)
     subtypes = read_assignments(assignments)["subtype"]
     frame = survival_frame(subjects_sheet, subtypes=subtypes[cohort[cohort == TRAINING].index])
     training = values.loc[frame.index]
-    if reason := no_rrs_reason(frame["subtype"]):
+    columns = {out_candidates: ["feature", "effect", "p_value", "p_adjusted", "selected"],
+               out_coefficients: ["feature", "coefficient"],
+               out_cv: ["alpha", "mean_deviance", "se", "n_nonzero", "is_min", "is_1se",
+                        "chosen"],
+               out_cutoff_scan: ["cutoff", "statistic", "low_n", "high_n"],
+               out_frequency: ["feature", "selected", "frequency"]}  # fmt: skip
+
+    def without_rrs(reason: str, *, keep=()) -> None:
         log.warning("no RRS: %s", reason)
         Path(out_model).write_text(json.dumps(RRSModel.without_features(reason).to_dict()))
-        columns = {out_candidates: ["feature", "effect", "p_value", "p_adjusted", "selected"],
-                   out_coefficients: ["feature", "coefficient"],
-                   out_cv: ["alpha", "mean_deviance", "se", "n_nonzero", "is_min", "is_1se",
-                            "chosen"],
-                   out_cutoff_scan: ["cutoff", "statistic", "low_n", "high_n"]}  # fmt: skip
         for path, names in columns.items():
-            note = pd.DataFrame([{"note": reason}], columns=[*names, "note"])
-            note.to_csv(path, sep="\t", index=False)
-        plot_message(reason, title="Recurrence risk score", png=out_cv_figure[0],
-                     svg=out_cv_figure[1])  # fmt: skip
+            if path not in keep:
+                note = pd.DataFrame([{"note": reason}], columns=[*names, "note"])
+                note.to_csv(path, sep="\t", index=False)
+        if out_cv not in keep:
+            plot_message(reason, title="Recurrence risk score", png=out_cv_figure[0],
+                         svg=out_cv_figure[1])  # fmt: skip
+
+    if reason := no_rrs_reason(frame["subtype"]):
+        without_rrs(reason)
         return
     is_high = frame["subtype"] == HIGH_RISK_SUBTYPE
     candidates = high_risk_features(
@@ -296,17 +310,33 @@ def rrs_fit_step(
     candidates.to_csv(out_candidates, sep="\t", index=False)
     chosen = candidates.loc[candidates["selected"], "feature"].tolist()
     log.info("%d candidate features set %s apart", len(chosen), HIGH_RISK_SUBTYPE)
-    model, cv = fit_rrs(
-        training[chosen],
-        frame[TIME],
-        frame[EVENT],
-        l1_ratio=settings["l1_ratio"],
-        folds=settings["folds"],
-        rule=settings["penalty_rule"],
-        seed=seed,
-    )
+    if not chosen:
+        without_rrs(
+            f"empty RRS: no imaging feature sets {HIGH_RISK_SUBTYPE} apart from the other "
+            f"subtypes at FDR {settings['fdr']}; the comparison is the clinical model alone",
+            keep=(out_candidates,),
+        )
+        return
+    options = {"l1_ratio": settings["l1_ratio"], "folds": settings["folds"],
+               "rule": settings["penalty_rule"], "when_empty": settings["when_empty"]}  # fmt: skip
+    model, cv = fit_rrs(training[chosen], frame[TIME], frame[EVENT], seed=seed, **options)
     cv.to_csv(out_cv, sep="\t", index=False)
     plot_cv_curve(cv, png=out_cv_figure[0], svg=out_cv_figure[1])
+    frequency = selection_frequency(
+        training[chosen], frame[TIME], frame[EVENT], repeats=settings["stability_repeats"],
+        seed=seed, **options,
+    )  # fmt: skip
+    frequency.to_csv(out_frequency, sep="\t", index=False)
+    log.info("selection over %d cross-validation splits:\n%s", settings["stability_repeats"],
+             frequency.head(12).to_string())  # fmt: skip
+    if model.empty:
+        reason = "; ".join(model.notes)
+        Path(out_model).write_text(json.dumps(model.to_dict(), indent=1))
+        for path in (out_coefficients, out_cutoff_scan):
+            pd.DataFrame([{"note": reason}], columns=[*columns[path], "note"]).to_csv(
+                path, sep="\t", index=False
+            )
+        return
     scores = model.score(training)
     cutoff, scan = choose_cutoff(
         scores,
