@@ -365,3 +365,21 @@ def test_cv_curve_figure_is_written(fitted, tmp_path):
     assert (tmp_path / "cv.png").stat().st_size > 10_000
     assert (tmp_path / "cv.svg").read_text().startswith("<?xml")
     assert len(figure.axes[0].lines) >= 2  # the two alpha markers
+
+
+def test_the_best_cut_of_noise_is_not_significant_once_the_search_is_counted():
+    from scipy.stats import norm
+
+    from rdls.survival.rrs import cutoff_permutation_p
+
+    rng = np.random.default_rng(5)
+    n = 150
+    time, event = rng.exponential(30, n), (rng.random(n) < 0.5).astype(int)
+    noise = pd.Series(rng.normal(size=n))
+    _, scan = choose_cutoff(noise, time, event)
+    naive = 2 * norm.sf(scan["statistic"].max())
+    p = cutoff_permutation_p(noise, time, event, n_permutations=500, seed=1)
+    assert p > 0.1 and p > 3 * naive  # the uncorrected p of the best cut is optimistic
+    assert p == cutoff_permutation_p(noise, time, event, n_permutations=500, seed=1)
+    signal = pd.Series(np.log(time) * -1 + rng.normal(scale=0.3, size=n))
+    assert cutoff_permutation_p(signal, time, event, n_permutations=500, seed=1) < 0.01

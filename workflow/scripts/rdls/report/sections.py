@@ -895,6 +895,16 @@ def proportional_hazards_text(ph: pd.DataFrame) -> str:
     return f"{text}; no term with p < 0.05."
 
 
+def _cutoff_p(model: Mapping) -> str:
+    p = model.get("cutoff_p_value")
+    if p is None:
+        return ""
+    return (
+        f"; permutation p of the maximally selected log-rank statistic {fmt_p(p)}, the search "
+        "for the best cut included"
+    )
+
+
 def rrs_html(files: Files, config: Mapping) -> str:
     parts = []
     model = files.json("rrs_model")
@@ -908,7 +918,7 @@ def rrs_html(files: Files, config: Mapping) -> str:
         parts.append(
             paragraph(
                 f"The locked RRS: {len(frame)} feature(s), cut-off {fmt_num(model.get('cutoff'))} "
-                f"({model.get('cutoff_method', 'n/a')}). {captions.rrs(config)}"
+                f"({model.get('cutoff_method', 'n/a')}{_cutoff_p(model)}). {captions.rrs(config)}"
             )
         )
         columns = {"feature": "Feature", "coefficient": "Coefficient"}

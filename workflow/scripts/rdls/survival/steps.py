@@ -273,6 +273,7 @@ def rrs_fit_step(
     from rdls.survival.rrs import (
         RRSModel,
         choose_cutoff,
+        cutoff_permutation_p,
         fit_rrs,
         high_risk_features,
         selection_frequency,
@@ -345,7 +346,14 @@ def rrs_fit_step(
         method=settings["cutoff"],
         min_group_fraction=settings["min_group_fraction"],
     )
-    model = model.with_cutoff(cutoff, settings["cutoff"])
+    p_value = None
+    if settings["cutoff"] == "maxstat":
+        p_value = cutoff_permutation_p(
+            scores, frame[TIME], frame[EVENT], min_group_fraction=settings["min_group_fraction"],
+            seed=seed,
+        )  # fmt: skip
+        log.info("maximally selected log-rank statistic: permutation p = %.3g", p_value)
+    model = model.with_cutoff(cutoff, settings["cutoff"], p_value)
     scan.to_csv(out_cutoff_scan, sep="\t", index=False)
     log.info("RRS: %d features, cut-off %.4f (%s)", len(model.coefficients), cutoff,
              settings["cutoff"])  # fmt: skip
