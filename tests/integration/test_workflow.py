@@ -70,7 +70,8 @@ def test_report_archive_holds_the_overview(tiny_run):
                    "exclusions.tsv", "k_selection.png", "heatmaps.png", "assignments.tsv",
                    "table_one.html", "forest.png", "external_validation.png",
                    "cross_validation.png", "km_external_validation.png", "risk_scores.tsv",
-                   "auc.png", "roc.png", "calibration.png", "decision_curve.png",
+                   "auc.png", "roc.png", "calibration.png", "decision_curve.png", "nomogram.png",
+                   "optimism.tsv", "calibration_summary.tsv", "selection_frequency.tsv",
                    "by_subtype.png", "umap.png", "dotplot.png", "composition.png",
                    "RDLS1_vs_RDLS2_volcano.png", "pca.png", "scores.png", "fractions.png",
                    "subtype_biology.html"):  # fmt: skip

@@ -223,6 +223,7 @@ if SURVIVAL:
                 "survival.optimism",
                 "survival.calibration",
                 "survival._efron",
+                "survival.nomogram",
                 "survival._compare_plots",
                 "survival.cox",
                 "survival.steps",
@@ -304,6 +305,14 @@ if SURVIVAL:
                 "roc.svg",
                 "calibration.svg",
                 "decision_curve.svg",
+                "nomogram.svg",
+            ),
+            nomogram=report(
+                "results/survival/comparison/nomogram.png",
+                caption="../report/survival_comparison.rst",
+                category="Survival",
+                subcategory="Clinical vs clinical + RRS",
+                labels={"figure": "nomogram of the locked model"},
             ),
         log:
             "logs/survival/compare_models.log",

@@ -22,5 +22,6 @@ compare_step(
         "roc": (out.roc_figure, out.vectors[1]),
         "calibration": (out.calibration_figure, out.vectors[2]),
         "decision_curve": (out.decision_figure, out.vectors[3]),
+        "nomogram": (out.nomogram, out.vectors[4]),
     },
 )

@@ -412,7 +412,7 @@ def write_results(root: Path) -> dict:
             "note": ["", ""] + ["apparent only: the RRS is not repeated"] * 2,
         },
     )
-    for name in ("auc", "roc", "calibration", "decision_curve"):
+    for name in ("auc", "roc", "calibration", "decision_curve", "nomogram"):
         png(root / f"survival/comparison/{name}.png")
 
     # whole-slide images

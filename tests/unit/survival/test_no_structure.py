@@ -119,7 +119,7 @@ def test_the_comparison_is_the_clinical_model_alone(run):
     out = run["dir"]
     names = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
              "predictions", "optimism", "calibration_summary", "calibration_curve")  # fmt: skip
-    figures = ("auc", "roc", "calibration", "decision_curve")
+    figures = ("auc", "roc", "calibration", "decision_curve", "nomogram")
     compare_step(scores=out / "scores.tsv", rrs_model=out / "rrs.json",
                  subjects_sheet=run["subjects"], covariates=fixture.COVARIATES, cohorts=COHORTS,
                  settings=SURVIVAL, seed=1,
@@ -136,6 +136,7 @@ def test_the_comparison_is_the_clinical_model_alone(run):
     locked = json.loads((out / "locked.json").read_text())
     assert list(locked["models"]) == ["clinical"]
     assert "rrs" not in locked["models"]["clinical"]["covariates"]
+    assert "Nomogram of the locked clinical model" in (out / "nomogram.svg").read_text()
     optimism = pd.read_csv(out / "cmp_optimism.tsv", sep="\t").set_index("measure")
     assert set(optimism["model"]) == {"clinical"} and (optimism["resamples"] > 0).all()
     assert optimism.loc["C", "corrected"] < optimism.loc["C", "apparent"]

@@ -69,6 +69,7 @@ FILES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "roc_figure": ("survival/comparison/roc.png", ("survival",), None),
     "calibration_figure": ("survival/comparison/calibration.png", ("survival",), None),
     "decision_figure": ("survival/comparison/decision_curve.png", ("survival",), None),
+    "nomogram_figure": ("survival/comparison/nomogram.png", ("survival",), None),
     # whole-slide images
     "slide_metrics": ("wsi/slide_metrics.tsv", ("wsi",), None),
     "heatmaps": ("wsi/heatmaps/{slide}.png", ("wsi",), "slides"),

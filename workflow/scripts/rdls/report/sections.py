@@ -1027,6 +1027,13 @@ def comparison_html(files: Files, config: Mapping) -> str:
         parts.append(calibration_summary_html(summary, config))
     parts.append(figure(files.path("calibration_figure"), captions.calibration(config)))
     parts.append(figure(files.path("decision_figure"), captions.decision_curve(config)))
+    caption = (
+        "Nomogram of the locked model (clinical + RRS where there is an RRS): points per "
+        "covariate, their total, and the risk of recurrence by "
+        f"{cfg(config, 'survival.horizon_months')} months it gives; coefficients and baseline "
+        "hazard as locked in training."
+    )
+    parts.append(figure(files.path("nomogram_figure"), caption))
     return "".join(parts)
 
 

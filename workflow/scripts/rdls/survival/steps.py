@@ -513,6 +513,7 @@ def compare_step(
     from rdls.survival import _compare_plots as plots
     from rdls.survival.compare import compare_models
     from rdls.survival.cox import design_matrix
+    from rdls.survival.nomogram import nomogram_axes, plot_nomogram
 
     risk = pd.read_csv(scores, sep="\t", dtype={"subject_id": str}).set_index("subject_id")
     frame = survival_frame(subjects_sheet, covariates=covariates, subtypes=None)
@@ -586,6 +587,12 @@ def compare_step(
     plots.plot_decision_curves(
         result, png=out_figures["decision_curve"][0], svg=out_figures["decision_curve"][1]
     )
+    drawn = "clinical + RRS" if "clinical + RRS" in result.locked else "clinical"
+    axes = nomogram_axes(result.locked[drawn], design, data[TRAINING]["X"])
+    plot_nomogram(
+        result.locked[drawn], axes, title=f"Nomogram of the locked {drawn} model",
+        png=out_figures["nomogram"][0], svg=out_figures["nomogram"][1],
+    )  # fmt: skip
 
 
 def _model_notes(design, train: Mapping, models: Mapping[str, list[str]]) -> dict[str, str]:
