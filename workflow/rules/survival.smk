@@ -216,9 +216,12 @@ if SURVIVAL:
         input:
             scores="results/survival/risk_scores.tsv",
             rrs_model="results/survival/rrs/model.json",
+            features="results/subtypes/features/selected.parquet",
+            assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
             code=rdls_sources(
                 "survival.compare",
+                "survival.rrs",
                 "survival.td_auc",
                 "survival.optimism",
                 "survival.calibration",

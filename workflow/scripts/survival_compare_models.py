@@ -10,6 +10,8 @@ out = snakemake.output
 compare_step(
     scores=snakemake.input.scores,
     rrs_model=snakemake.input.rrs_model,
+    features=snakemake.input.features,
+    assignments=snakemake.input.assignments,
     subjects_sheet=snakemake.input.subjects,
     covariates=snakemake.params.covariates,
     cohorts=snakemake.params.cohorts,

@@ -121,3 +121,42 @@ def test_the_clinical_design_merges_a_stage_without_events_but_never_a_subtype()
     assert design.merged == {"t_stage": {"T2": "T2+T3", "T3": "T2+T3"}}
     assert design.categorical_levels["subtype"] == ["RDLS1", "RDLS2", "RDLS3"]
     assert design.terms == ["subtype[RDLS2]", "subtype[RDLS3]", "age", "t_stage[T2+T3]"]
+
+
+def test_the_rrs_chain_in_the_bootstrap_takes_back_what_selecting_noise_gained():
+    """Noise features, screened and LASSO-selected on the outcome, look predictive in training
+    only: corrected inside the resamples, clinical + RRS gains nothing over clinical."""
+    from rdls.survival.rrs import rrs_chain
+    from rdls.survival.steps import RRS_CORRECTED, training_optimism
+
+    rng = np.random.default_rng(6)
+    n = 120
+    features = pd.DataFrame(rng.normal(size=(n, 20)), columns=[f"f{i}" for i in range(20)])
+    age = rng.normal(60, 10, n)
+    events = rng.exponential(1 / (0.02 * np.exp(0.04 * (age - 60))))
+    censoring = rng.uniform(20, 100, n)
+    time, event = np.minimum(events, censoring), (events <= censoring).astype(int)
+    high = pd.Series(rng.random(n) < 0.4)
+    options = {"fdr": 1.0, "max_features": 20, "seed": 1, "l1_ratio": 1.0, "folds": 5,
+               "rule": "min", "when_empty": "largest_nonzero"}  # fmt: skip
+    apparent_rrs = rrs_chain(["age"], list(features.columns), high_risk="hr", **options)
+    lp = apparent_rrs(features.assign(age=age, hr=high), time, event)
+    train = {"X": pd.DataFrame({"age": age, "rrs": 0.0}), "time": pd.Series(time),
+             "event": pd.Series(event)}  # fmt: skip
+    train["X"]["rrs"] = lp(features.assign(age=age, hr=high)) - 0.04 * age  # any RRS column
+    table = training_optimism(
+        train, models={"clinical": ["age"], "clinical + RRS": ["age", "rrs"]}, n_boot=30,
+        seed=2, horizon=36, rrs_procedure=apparent_rrs, rrs_inputs=features.assign(hr=high),
+    ).set_index(["model", "measure"])  # fmt: skip
+    gain_apparent = (table.loc[("clinical + RRS", "C"), "apparent"]
+                     - table.loc[("clinical", "C"), "apparent"])  # fmt: skip
+    gain_corrected = (table.loc[("clinical + RRS", "C"), "corrected"]
+                      - table.loc[("clinical", "C"), "corrected"])  # fmt: skip
+    assert gain_apparent > 0.03
+    assert gain_corrected < gain_apparent / 3
+    # explained variation corrected below the clinical model's; predictions shrink
+    assert (table.loc[("clinical + RRS", "R2"), "corrected"]
+            < table.loc[("clinical", "R2"), "corrected"])  # fmt: skip
+    assert table.loc[("clinical + RRS", "Slope"), "corrected"] < 0.8
+    assert table.loc[("clinical + RRS", "C"), "note"] == RRS_CORRECTED
+    assert table.loc[("clinical + RRS", "C"), "resamples"] >= 25

@@ -459,6 +459,51 @@ def fit_rrs(
     return model, cv
 
 
+def rrs_chain(
+    clinical: list[str],
+    features: list[str],
+    *,
+    high_risk: str,
+    fdr: float,
+    max_features: int,
+    seed: int,
+    **options,
+):
+    """The whole clinical + RRS procedure as one function, for the optimism bootstrap.
+
+    ``fit(X, time, event)`` screens ``features`` for the high-risk subtype (the boolean column
+    ``high_risk`` of ``X``), fits the cross-validated Coxnet RRS on the candidates and then the
+    Cox model of the ``clinical`` columns plus the RRS (as rms ``validate`` refits it); it
+    returns the linear predictor of any rows of ``X``. A resample whose screen or penalty
+    keeps no feature gives the clinical model with an RRS of 0, as the workflow would.
+    ``options`` go to :func:`fit_rrs`.
+    """
+    from rdls.survival.optimism import refit_cox
+
+    def fit(X: pd.DataFrame, time, event):
+        X = X.reset_index(drop=True)  # a bootstrap resample repeats subjects
+        t, e = np.asarray(time, float), np.asarray(event).astype(int)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = high_risk_features(X[features], X[high_risk].astype(bool), fdr=fdr,
+                                       max_features=max_features)  # fmt: skip
+            chosen = table.loc[table["selected"], "feature"].tolist()
+            model = RRSModel.without_features("no candidate")
+            if chosen:
+                model, _ = fit_rrs(X[chosen], t, e, seed=seed, **options)
+
+        def score(rows: pd.DataFrame) -> pd.Series:
+            if model.empty:
+                return pd.Series(0.0, index=rows.index)
+            return model.score(rows)
+
+        columns = clinical if model.empty else [*clinical, "rrs"]
+        cox = refit_cox(columns)(X.assign(rrs=score(X)), t, e)
+        return lambda rows: cox(rows.assign(rrs=score(rows)))
+
+    return fit
+
+
 def selection_frequency(
     X: pd.DataFrame, time, event, *, repeats: int, seed: int, **options
 ) -> pd.DataFrame:

@@ -503,12 +503,16 @@ def compare_step(
     out_locked: str | Path,
     out_figures: Mapping[str, tuple[str, str]],
     rrs_model: str | Path | None = None,
+    features: str | Path | None = None,
+    assignments: str | Path | None = None,
 ) -> None:
     """The clinical model against clinical + RRS, fitted in training, in every cohort.
 
     Without an RRS (nobody scored: no significant subtypes; ``rrs_model``, the RRS model file,
     says why) the comparison is the clinical model alone, and the table of AUC differences
-    is a note row per cohort.
+    is a note row per cohort. With the imaging ``features`` and subtype ``assignments``, the
+    training figures of clinical + RRS are optimism-corrected with the RRS refitted in every
+    resample.
     """
     from rdls.survival import _compare_plots as plots
     from rdls.survival.compare import compare_models
@@ -561,9 +565,14 @@ def compare_step(
     for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
                  "calibration_summary", "calibration_curve"):  # fmt: skip
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
+    procedure, inputs = None, None
+    if not no_rrs and features is not None and assignments is not None:
+        procedure, inputs = _rrs_chain_inputs(
+            features, assignments, clinical=design.terms, settings=settings["rrs"], seed=seed
+        )
     optimism = training_optimism(
         data[TRAINING], models=models, n_boot=comparison["optimism_resamples"], seed=seed,
-        horizon=horizon,
+        horizon=horizon, rrs_procedure=procedure, rrs_inputs=inputs,
     )  # fmt: skip
     optimism.to_csv(out_tables["optimism"], sep="\t", index=False)
     log.info("training cohort, apparent and optimism-corrected:\n%s", optimism.to_string())
@@ -595,6 +604,24 @@ def compare_step(
     )  # fmt: skip
 
 
+def _rrs_chain_inputs(features, assignments, *, clinical, settings: Mapping, seed: int):
+    """The clinical + RRS procedure and its inputs (training features, high-risk flag)."""
+    from rdls.subtypes.steps import read_assignments, read_selected
+    from rdls.survival.rrs import rrs_chain
+
+    values, cohort = read_selected(features)
+    training = values.loc[cohort[cohort == TRAINING].index]
+    subtype = read_assignments(assignments)["subtype"].reindex(training.index)
+    flag = "__high_risk__"
+    inputs = training.assign(**{flag: subtype == HIGH_RISK_SUBTYPE})
+    procedure = rrs_chain(
+        list(clinical), list(training.columns), high_risk=flag, fdr=settings["fdr"],
+        max_features=settings["max_features"], seed=seed, l1_ratio=settings["l1_ratio"],
+        folds=settings["folds"], rule=settings["penalty_rule"], when_empty=settings["when_empty"],
+    )  # fmt: skip
+    return procedure, inputs
+
+
 def _model_notes(design, train: Mapping, models: Mapping[str, list[str]]) -> dict[str, str]:
     """Per model: merged levels and too few events per variable (below 10: overfitting)."""
     events = int(train["event"].sum())
@@ -614,26 +641,45 @@ def _model_notes(design, train: Mapping, models: Mapping[str, list[str]]) -> dic
 
 
 RRS_NOT_CORRECTED = (
-    "apparent only: the RRS's feature screen, LASSO and cut-off are not yet repeated inside "
-    "the bootstrap, so no corrected figure is given (a correction that held the RRS fixed "
-    "would understate its optimism)"
+    "apparent only: without the imaging features and subtypes the RRS's feature screen and "
+    "LASSO cannot be repeated inside the bootstrap, so no corrected figure is given (a "
+    "correction that held the RRS fixed would understate its optimism)"
+)
+RRS_CORRECTED = (
+    "the RRS's candidate screen and cross-validated LASSO are repeated in every resample, "
+    "then the Cox model of the clinical covariates and the RRS"
 )
 
 
 def training_optimism(
-    train: Mapping, *, models: Mapping[str, list[str]], n_boot: int, seed: int, horizon: float
+    train: Mapping,
+    *,
+    models: Mapping[str, list[str]],
+    n_boot: int,
+    seed: int,
+    horizon: float,
+    rrs_procedure=None,
+    rrs_inputs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Apparent and optimism-corrected training performance of each model (rms validate).
 
-    Models with the RRS get their apparent figures and a note: their procedure includes the
-    RRS's own selection, which is not repeated in the resamples.
+    The clinical + RRS model is corrected by repeating its whole procedure in each resample
+    when ``rrs_procedure`` (:func:`rdls.survival.rrs.rrs_chain`) and ``rrs_inputs`` (its
+    feature and high-risk columns, indexed by subject) are given; otherwise it gets its
+    apparent figures and a note saying why.
     """
     from rdls.survival.optimism import bootstrap_optimism, performance, refit_cox
 
     X, time, event = train["X"], train["time"].to_numpy(float), train["event"].to_numpy(int)
     tables = []
     for name, columns in models.items():
-        if "rrs" in columns:
+        if "rrs" in columns and rrs_procedure is not None and rrs_inputs is not None:
+            table = bootstrap_optimism(
+                rrs_procedure, X.join(rrs_inputs.drop(columns=X.columns, errors="ignore")),
+                time, event, n_boot=n_boot, seed=seed, horizon=horizon,
+            ).rename(columns={"n": "resamples"})  # fmt: skip
+            table["note"] = RRS_CORRECTED
+        elif "rrs" in columns:
             lp = refit_cox(list(columns))(X, time, event)(X)
             table = performance(lp, time, event, horizon=horizon).to_frame("apparent")
             table = table.assign(optimism=np.nan, corrected=np.nan, resamples=0,
