@@ -402,15 +402,35 @@ def test_figures_are_drawn_when_a_cohort_has_no_auc(cohorts, tmp_path):
     assert "No cohort has an AUC" in (tmp_path / "empty.svg").read_text()
 
 
-def test_a_model_with_absurd_training_risks_is_refused(cohorts):
-    train, _ = cohorts
+def _sparse(train: dict) -> dict:
     X = train["X"].assign(level=0.0)
     X.iloc[:40, X.columns.get_loc("level")] = 1.0  # a level without events: its HR runs off
     event = train["event"].copy()
     event.iloc[:40] = 0
-    bad = _with(train, X=X, event=event)
-    with pytest.raises(InputError, match=r"model 'sparse': 4\d of 600 training subjects \(7%\)"):
-        compare_models(train=bad, cohorts={}, models={"sparse": ["x", "level"]}, n_boot=0, seed=0)
+    return _with(train, X=X, event=event)
+
+
+def test_absurd_training_risks_are_shrunk_by_a_ridge_penalty_and_noted(cohorts):
+    train, _ = cohorts
+    res = compare_models(
+        train=_sparse(train), cohorts={}, models={"sparse": ["x", "level"]}, n_boot=0, seed=0
+    )
+    assert res.penalties["sparse"] > 0
+    note = next(n for n in res.notes if n.startswith("sparse: fitted with ridge penalty"))
+    assert "4" in note and "training subjects" in note and "not ordinary Wald" in note
+    risks = res.predictions["risk"]
+    assert ((risks < 0.001) | (risks > 0.999)).mean() <= 0.01
+
+
+def test_a_model_no_penalty_rescues_is_refused(cohorts, monkeypatch):
+    from rdls.survival import compare
+
+    monkeypatch.setattr(compare, "GUARD_PENALTIES", ())
+    train, _ = cohorts
+    with pytest.raises(InputError, match=r"model 'sparse' is refused: model 'sparse': 4\d of 600"):
+        compare_models(
+            train=_sparse(train), cohorts={}, models={"sparse": ["x", "level"]}, n_boot=0, seed=0
+        )
 
 
 def test_merging_the_sparse_level_makes_the_same_model_acceptable(cohorts):

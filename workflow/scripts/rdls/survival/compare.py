@@ -108,6 +108,7 @@ class ComparisonResult:
     horizon: float
     notes: list[str] = field(default_factory=list)
     locked: dict[str, dict] = field(default_factory=dict)
+    penalties: dict[str, float] = field(default_factory=dict)
 
 
 def fit_survival_model(X: pd.DataFrame, time, event, *, penalizer: float = 0.0):
@@ -187,6 +188,39 @@ def check_locked_risks(name: str, risks: np.ndarray, *, horizon: float) -> None:
             "coefficient has run off, usually a covariate level with no events. Merge sparse "
             "levels, leave the covariate out or fit with a penalty."
         )
+
+
+GUARD_PENALTIES = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def _guarded_fit(name: str, X: pd.DataFrame, t, e, *, penalizer: float, horizon: float):
+    """Fit, and where the fit's training risks fail :func:`check_locked_risks` (or it does not
+    converge), refit with a growing ridge penalty until they pass: ``(fit, penalty, note)``.
+
+    Few events per variable let coefficients run off (the tiny demo: 9 events, 7 terms);
+    shrinking them is the standard remedy, and the note says that the model's hazard ratios
+    are shrunk and its intervals not ordinary ones. No penalty that passes: refused.
+    """
+    first_failure = ""
+    for strength in (penalizer, *[p for p in GUARD_PENALTIES if p > penalizer]):
+        try:
+            fit = fit_survival_model(X, t, e, penalizer=strength)
+            check_locked_risks(name, risk_at(fit, X, horizon=horizon).to_numpy(), horizon=horizon)
+        except InputError as error:
+            first_failure = first_failure or str(error).split("; ")[0]
+            continue
+        note = ""
+        if strength != penalizer:
+            note = (
+                f"{name}: fitted with ridge penalty {strength:g} ({first_failure}); its hazard "
+                "ratios are shrunk towards 1 and their intervals are not ordinary Wald intervals"
+            )
+        return fit, strength, note
+    largest = max((penalizer, *GUARD_PENALTIES))
+    raise InputError(
+        f"model {name!r} is refused: {first_failure}, and so with every ridge penalty up to "
+        f"{largest:g}. Use fewer covariates or merge their levels."
+    )
 
 
 def lock_model(model, *, horizon: float) -> dict:
@@ -301,13 +335,16 @@ def compare_models(
             f"({t_tr.max():g} months); the censoring distribution is unknown beyond it. Choose "
             "a shorter horizon."
         )
-    fits = {
-        name: fit_survival_model(X_tr[cols], t_tr, e_tr, penalizer=penalizer)
-        for name, cols in models.items()
-    }
-    for name, fit in fits.items():
-        check_locked_risks(name, risk_at(fit, X_tr, horizon=horizon).to_numpy(), horizon=horizon)
+    fits, penalties, guard_notes = {}, {}, []
+    for name, cols in models.items():
+        fits[name], penalties[name], note = _guarded_fit(
+            name, X_tr[cols], t_tr, e_tr, penalizer=penalizer, horizon=horizon
+        )
+        if note:
+            log.warning("%s", note)
+            guard_notes.append(note)
     notes = [
+        *guard_notes,
         "training cohort: apparent performance; models are not refitted in bootstrap "
         f"resamples, so its intervals do not correct for optimism ({n_boot} resamples)",
     ]
@@ -446,6 +483,7 @@ def compare_models(
         horizon=float(horizon),
         notes=notes,
         locked={name: lock_model(fit, horizon=horizon) for name, fit in fits.items()},
+        penalties=penalties,
     )
 
 

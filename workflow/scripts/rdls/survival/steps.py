@@ -576,7 +576,7 @@ def compare_step(
     )  # fmt: skip
     optimism.to_csv(out_tables["optimism"], sep="\t", index=False)
     log.info("training cohort, apparent and optimism-corrected:\n%s", optimism.to_string())
-    model_notes = _model_notes(design, data[TRAINING], models)
+    model_notes = _model_notes(design, data[TRAINING], models, result.notes)
     result.coefficients.assign(note=result.coefficients["model"].map(model_notes)).to_csv(
         out_tables["models"], sep="\t", index=False
     )
@@ -622,12 +622,15 @@ def _rrs_chain_inputs(features, assignments, *, clinical, settings: Mapping, see
     return procedure, inputs
 
 
-def _model_notes(design, train: Mapping, models: Mapping[str, list[str]]) -> dict[str, str]:
-    """Per model: merged levels and too few events per variable (below 10: overfitting)."""
+def _model_notes(
+    design, train: Mapping, models: Mapping[str, list[str]], fit_notes: Sequence[str] = ()
+) -> dict[str, str]:
+    """Per model: merged levels, a guard's penalty, too few events per variable (below 10)."""
     events = int(train["event"].sum())
     notes = {}
     for name, columns in models.items():
         parts = list(design.merge_notes())
+        parts += [n.removeprefix(f"{name}: ") for n in fit_notes if n.startswith(f"{name}: ")]
         per_variable = events / max(len(columns), 1)
         if per_variable < 10:
             parts.append(
