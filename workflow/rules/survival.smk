@@ -218,6 +218,7 @@ if SURVIVAL:
             rrs_model="results/survival/rrs/model.json",
             features="results/subtypes/features/selected.parquet",
             assignments="results/subtypes/assignments.tsv",
+            radiomics="results/imaging/features/unharmonised/radiomics.parquet",
             subjects=SHEETS["subjects"],
             code=rdls_sources(
                 "survival.compare",

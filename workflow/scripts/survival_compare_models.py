@@ -12,6 +12,7 @@ compare_step(
     rrs_model=snakemake.input.rrs_model,
     features=snakemake.input.features,
     assignments=snakemake.input.assignments,
+    radiomics=snakemake.input.radiomics,
     subjects_sheet=snakemake.input.subjects,
     covariates=snakemake.params.covariates,
     cohorts=snakemake.params.cohorts,

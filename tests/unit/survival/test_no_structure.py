@@ -189,3 +189,34 @@ def test_noise_features_give_an_empty_rrs_and_the_clinical_model_alone(run, fdr,
                    subjects_sheet=run["subjects"], cohorts=COHORTS,
                    out_scores=out / "scores.tsv", out_groups=out / "groups.tsv")  # fmt: skip
     assert pd.read_csv(out / "scores.tsv", sep="\t")["rrs"].isna().all()
+
+
+def test_comparators_tumour_volume_and_lasso_on_all_features(run):
+    """Volume from the unharmonised radiomics; the all-feature LASSO only where it keeps one."""
+    import numpy as np
+
+    rrs_fit(run)
+    out = run["dir"]
+    subjects = fixture.subjects()
+    rng = np.random.default_rng(4)
+    pd.DataFrame(
+        {"subject_id": subjects["subject_id"], "cohort": subjects["cohort"],
+         "original_shape_VoxelVolume": rng.lognormal(9, 0.5, len(subjects))}
+    ).to_parquet(out / "radiomics.parquet", index=False)  # fmt: skip
+    names = ("models", "auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
+             "predictions", "optimism", "calibration_summary", "calibration_curve")  # fmt: skip
+    figures = ("auc", "roc", "calibration", "decision_curve", "nomogram")
+    compare_step(scores=out / "scores.tsv", rrs_model=out / "rrs.json",
+                 subjects_sheet=run["subjects"], covariates=fixture.COVARIATES, cohorts=COHORTS,
+                 settings=SURVIVAL, seed=1, features=run["features"],
+                 assignments=run["assignments"], radiomics=out / "radiomics.parquet",
+                 out_tables={n: out / f"cmp_{n}.tsv" for n in names},
+                 out_locked=out / "locked.json",
+                 out_figures={f: (out / f"{f}.png", out / f"{f}.svg")
+                              for f in figures})  # fmt: skip
+    auc = pd.read_csv(out / "cmp_auc.tsv", sep="\t")
+    assert list(dict.fromkeys(auc["model"]))[:2] == ["clinical", "tumour volume"]
+    models = pd.read_csv(out / "cmp_models.tsv", sep="\t")
+    assert "log2_tumour_volume" in set(models["covariate"])
+    optimism = pd.read_csv(out / "cmp_optimism.tsv", sep="\t")
+    assert (optimism.loc[optimism["model"] == "tumour volume", "resamples"] > 0).all()

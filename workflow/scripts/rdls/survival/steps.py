@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -505,6 +506,7 @@ def compare_step(
     rrs_model: str | Path | None = None,
     features: str | Path | None = None,
     assignments: str | Path | None = None,
+    radiomics: str | Path | None = None,
 ) -> None:
     """The clinical model against clinical + RRS, fitted in training, in every cohort.
 
@@ -513,6 +515,10 @@ def compare_step(
     is a note row per cohort. With the imaging ``features`` and subtype ``assignments``, the
     training figures of clinical + RRS are optimism-corrected with the RRS refitted in every
     resample.
+
+    Two comparators show what the RDLS1 screen adds, where their inputs are given: tumour
+    volume alone (log2 of the unharmonised ``radiomics`` voxel volume), and the clinical model
+    with a LASSO score fitted the RRS's way on every stable feature, without the screen.
     """
     from rdls.survival import _compare_plots as plots
     from rdls.survival.compare import compare_models
@@ -535,6 +541,11 @@ def compare_step(
         models.pop("clinical + RRS")
     else:
         matrix = matrix.assign(rrs=frame["rrs"])
+    for name, column, values in _comparators(
+        radiomics, features, frame, settings=settings["rrs"], seed=seed
+    ):
+        matrix[column] = values.reindex(matrix.index)
+        models[name] = [column] if column == VOLUME else [*design.terms, column]
     complete = matrix.notna().all(axis=1)
     if (~complete).any():
         log.info("%d subjects without a complete set of covariates left out", (~complete).sum())
@@ -561,7 +572,9 @@ def compare_step(
     )
     if no_rrs:
         notes = pd.DataFrame({"cohort": list(data), "model_a": "clinical", "note": no_rrs})
-        result = replace(result, auc_difference=notes.reindex(columns=DIFFERENCE_COLUMNS))
+        pairs = result.auc_difference  # the comparators' differences, where there are any
+        table = pd.concat([pairs, notes]) if len(pairs) else notes
+        result = replace(result, auc_difference=table.reindex(columns=DIFFERENCE_COLUMNS))
     for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
                  "calibration_summary", "calibration_curve"):  # fmt: skip
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
@@ -602,6 +615,48 @@ def compare_step(
         result.locked[drawn], axes, title=f"Nomogram of the locked {drawn} model",
         png=out_figures["nomogram"][0], svg=out_figures["nomogram"][1],
     )  # fmt: skip
+
+
+VOLUME = "log2_tumour_volume"
+LASSO_ALL = "lasso_all_features"
+VOLUME_COLUMNS = ("original_shape_VoxelVolume", "original_shape_MeshVolume")
+
+
+def _comparators(radiomics, features, frame: pd.DataFrame, *, settings: Mapping, seed: int):
+    """``(model name, column, values)`` of the comparators whose inputs exist.
+
+    Tumour volume: log2 of the unharmonised voxel volume (mm3). LASSO on all stable features:
+    the RRS's Coxnet (same folds, rule and seed) on every selected feature, without the RDLS1
+    screen, scored in every cohort; left out, with a log line, when its penalty keeps none.
+    """
+    from rdls.subtypes.steps import read_selected
+    from rdls.survival.rrs import fit_rrs
+
+    if radiomics is not None:
+        table = pd.read_parquet(radiomics)
+        column = next((c for c in VOLUME_COLUMNS if c in table.columns), None)
+        if column is None:
+            log.warning("no tumour volume among the radiomic features: no volume comparator")
+        else:
+            volume = table.set_index(table["subject_id"].astype(str))[column].astype(float)
+            yield "tumour volume", VOLUME, np.log2(volume.where(volume > 0))
+    if features is not None:
+        values, cohort = read_selected(features)
+        training = values.loc[cohort.index[cohort == TRAINING].intersection(frame.index)]
+        outcome = frame.loc[training.index]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = fit_rrs(
+                training, outcome[TIME], outcome[EVENT], l1_ratio=settings["l1_ratio"],
+                folds=settings["folds"], rule=settings["penalty_rule"], when_empty="empty",
+                seed=seed,
+            )  # fmt: skip
+        if model.empty:
+            log.info("LASSO on all stable features keeps none: no such comparator")
+        else:
+            log.info("LASSO on all %d stable features keeps %d", values.shape[1],
+                     len(model.features))  # fmt: skip
+            yield "clinical + LASSO (all features)", LASSO_ALL, model.score(values)
 
 
 def _rrs_chain_inputs(features, assignments, *, clinical, settings: Mapping, seed: int):
@@ -648,6 +703,7 @@ RRS_NOT_CORRECTED = (
     "LASSO cannot be repeated inside the bootstrap, so no corrected figure is given (a "
     "correction that held the RRS fixed would understate its optimism)"
 )
+LASSO_NOT_CORRECTED = "apparent only: a comparator whose LASSO is not repeated inside the bootstrap"
 RRS_CORRECTED = (
     "the RRS's candidate screen and cross-validated LASSO are repeated in every resample, "
     "then the Cox model of the clinical covariates and the RRS"
@@ -676,7 +732,12 @@ def training_optimism(
     X, time, event = train["X"], train["time"].to_numpy(float), train["event"].to_numpy(int)
     tables = []
     for name, columns in models.items():
-        if "rrs" in columns and rrs_procedure is not None and rrs_inputs is not None:
+        if LASSO_ALL in columns:
+            lp = refit_cox(list(columns))(X, time, event)(X)
+            table = performance(lp, time, event, horizon=horizon).to_frame("apparent")
+            table = table.assign(optimism=np.nan, corrected=np.nan, resamples=0,
+                                 note=LASSO_NOT_CORRECTED)  # fmt: skip
+        elif "rrs" in columns and rrs_procedure is not None and rrs_inputs is not None:
             table = bootstrap_optimism(
                 rrs_procedure, X.join(rrs_inputs.drop(columns=X.columns, errors="ignore")),
                 time, event, n_boot=n_boot, seed=seed, horizon=horizon,
