@@ -73,6 +73,7 @@ def test_cox_has_no_subtype_term_and_every_row_says_why(run):
     assert training["term"].tolist() == ["age", "sex[male]", "t_stage[T3]", "t_stage[T4]",
                                          "log2(cea_ng_ml)"]  # fmt: skip
     assert not table["term"].str.startswith("subtype").any()
+    assert (table.dropna(subset=["n"])["missing"] == 0).all()  # the fixture misses nothing
     assert table["note"].str.startswith(f"{NO_SUBTYPES_NOTE}; the model has no subtype term").all()
     # the planted effect (T4 five times the hazard of T2) is still estimated
     assert training.set_index("term").loc["t_stage[T4]", "hazard_ratio"] > 2
@@ -129,6 +130,7 @@ def test_the_comparison_is_the_clinical_model_alone(run):
                               for f in figures})  # fmt: skip
     auc = pd.read_csv(out / "cmp_auc.tsv", sep="\t")
     assert set(auc["model"]) == {"clinical"}
+    assert (auc["missing_covariates"] >= 0).all()
     assert auc["cohort"].tolist() == COHORTS and auc["auc"].between(0.5, 1).all()
     difference = pd.read_csv(out / "cmp_auc_difference.tsv", sep="\t")
     assert difference["cohort"].tolist() == COHORTS and (difference["note"] == NO_RRS).all()

@@ -830,6 +830,12 @@ def cox_html(files: Files, config: Mapping) -> str:
             for n in distinct
         ]
         parts.append("<h4>Notes of the fits</h4>" + bullet_list(items))
+    if "missing" in cox.columns and cox["missing"].fillna(0).gt(0).any():
+        counts = cox.drop_duplicates("cohort").set_index("cohort")["missing"].fillna(0)
+        text = ", ".join(f"{c} {int(counts[c])}" for c in cohort_order(counts.index))
+        parts.append(paragraph(
+            f"Complete cases: subjects without every covariate are left out of the Cox models "
+            f"({text})."))  # fmt: skip
     ph = files.table("cox_ph")
     if ph is not None and len(ph) and "term" in ph.columns:
         parts.append(paragraph(proportional_hazards_text(ph)))

@@ -27,7 +27,7 @@ TIME, EVENT = "rfs_months", "rfs_event"
 REFERENCE_SUBTYPE = "RDLS1"
 HIGH_RISK_SUBTYPE = "RDLS1"
 COX_COLUMNS = ["cohort", "term", "coef", "se", "hazard_ratio", "ci_lower", "ci_upper", "p_value",
-               "n", "events", "note"]  # fmt: skip
+               "n", "events", "missing", "note"]  # fmt: skip
 GROUP_COLUMNS = ["cohort", "n", "events", "n_high", "hazard_ratio", "ci_lower", "ci_upper",
                  "p_value", "logrank_p", "note"]  # fmt: skip
 LOGRANK_COLUMNS = ["comparison", "statistic", "df", "p_value", "p_adjusted", "note"]
@@ -161,7 +161,8 @@ def cox_step(
         if result is None:
             tables.append(pd.DataFrame({"term": design.terms, "note": note}).assign(cohort=cohort))
             continue
-        table = result.table.assign(cohort=cohort, n=result.n, events=result.events, note=note)
+        table = result.table.assign(cohort=cohort, n=result.n, events=result.events,
+                                    missing=result.dropped_missing, note=note)  # fmt: skip
         tables.append(table)
         tests.append(result.ph_test.assign(cohort=cohort))
         log.info("%s: n=%d, events=%d, C=%.3f", cohort, result.n, result.events,
@@ -548,7 +549,9 @@ def compare_step(
         models[name] = [column] if column == VOLUME else [*design.terms, column]
     complete = matrix.notna().all(axis=1)
     if (~complete).any():
-        log.info("%d subjects without a complete set of covariates left out", (~complete).sum())
+        log.warning("%d subjects without a complete set of covariates left out (complete cases)",
+                    (~complete).sum())  # fmt: skip
+    left_out = (~complete).groupby(frame["cohort"]).sum()
     data = {}
     horizon = settings["horizon_months"]
     for name in cohorts:
@@ -575,6 +578,8 @@ def compare_step(
         pairs = result.auc_difference  # the comparators' differences, where there are any
         table = pd.concat([pairs, notes]) if len(pairs) else notes
         result = replace(result, auc_difference=table.reindex(columns=DIFFERENCE_COLUMNS))
+    counts = result.auc["cohort"].map(left_out).fillna(0).astype(int)
+    result = replace(result, auc=result.auc.assign(missing_covariates=counts))
     for name in ("auc", "auc_difference", "cindex", "calibration", "decision_curve", "roc",
                  "calibration_summary", "calibration_curve"):  # fmt: skip
         getattr(result, name).to_csv(out_tables[name], sep="\t", index=False)
@@ -590,6 +595,12 @@ def compare_step(
     optimism.to_csv(out_tables["optimism"], sep="\t", index=False)
     log.info("training cohort, apparent and optimism-corrected:\n%s", optimism.to_string())
     model_notes = _model_notes(design, data[TRAINING], models, result.notes)
+    if missing_training := int(left_out.get(TRAINING, 0)):
+        model_notes = {
+            name: "; ".join(filter(None, [note, f"complete cases: {missing_training} training "
+                                                "subjects without every covariate left out"]))
+            for name, note in model_notes.items()
+        }  # fmt: skip
     result.coefficients.assign(note=result.coefficients["model"].map(model_notes)).to_csv(
         out_tables["models"], sep="\t", index=False
     )
