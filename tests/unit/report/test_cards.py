@@ -65,7 +65,10 @@ def test_prognosis_names_the_reference_and_each_hazard_ratio(cards):
     )
     hr = texts(cards, "RDLS2", "Prognosis")[0]
     assert hr.startswith("Hazard ratio of recurrence vs RDLS1 (multivariable Cox")
-    assert "0.50 (95% CI 0.29\u20130.82, p = 0.004) in training" in hr
+    assert (
+        "0.50 (95% CI 0.29\u20130.82, p = 0.004) in training (apparent: names from training "
+        "recurrence)" in hr
+    )
     assert "0.50 (0.29\u20130.82, p = 0.004) in external_validation" in hr
     assert "100% of its 6 subjects fall in the high recurrence-risk-score group." in texts(
         cards, "RDLS1", "Prognosis"

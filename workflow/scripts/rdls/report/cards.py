@@ -387,7 +387,10 @@ def _hazard_ratios_text(rows: pd.DataFrame, cohorts, *, reference, adjusted: str
             continue
         row = row.iloc[0]
         if _finite(row.get("hazard_ratio")):
-            estimated.append(f"{_hr_text(row, full=not estimated)} in {cohort}")
+            # the subtypes are named by their training recurrence: the direction of a training
+            # hazard ratio holds by construction; the validation cohorts are the evidence
+            apparent = " (apparent: names from training recurrence)" if cohort == "training" else ""
+            estimated.append(f"{_hr_text(row, full=not estimated)} in {cohort}{apparent}")
         else:
             not_estimated.append(cohort)
             notes.append(_text(row.get("note")))
