@@ -33,6 +33,13 @@ if SURVIVAL:
                 subcategory="Kaplan-Meier by subtype",
                 labels={"cohort": "{survival_cohort}", "table": "log-rank tests"},
             ),
+            summary=report(
+                "results/survival/km/{survival_cohort}_summary.tsv",
+                caption="../report/survival_km.rst",
+                category="Survival",
+                subcategory="Kaplan-Meier by subtype",
+                labels={"cohort": "{survival_cohort}", "table": "median and horizon RFS"},
+            ),
         log:
             "logs/survival/km/{survival_cohort}.log",
         benchmark:

@@ -13,4 +13,5 @@ km_step(
     out_curves=snakemake.output.curves,
     out_at_risk=snakemake.output.at_risk,
     out_logrank=snakemake.output.logrank,
+    out_summary=snakemake.output.summary,
 )

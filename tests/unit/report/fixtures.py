@@ -263,6 +263,21 @@ def write_results(root: Path) -> dict:
             root / f"survival/km/{cohort}_at_risk.tsv",
             {"group": list(SUBTYPES), "0.0": [4, 4, 4], "12.0": [3, 4, 4]},
         )
+        tsv(
+            root / f"survival/km/{cohort}_summary.tsv",
+            {
+                "subtype": list(SUBTYPES),
+                "n": [4, 4, 4],
+                "events": [3, 1, 2],
+                "horizon": [60.0] * 3,
+                "survival": [0.25, 0.75, 0.5],
+                "ci_lower": [0.05, 0.4, 0.2],
+                "ci_upper": [0.55, 0.9, 0.8],
+                "median_survival": [30.0, float("inf"), 58.0],
+                "median_ci_lower": [12.0, 40.0, 20.0],
+                "median_ci_upper": [float("inf"), float("inf"), float("inf")],
+            },
+        )
     hr_rows = []
     for cohort in COHORTS:
         for term, hr, low, high, p in (

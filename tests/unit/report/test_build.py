@@ -165,6 +165,11 @@ def test_unknown_inputs_or_branches_are_refused(tmp_path, inputs, config):
         build(tmp_path, inputs, config, {**ALL_ON, "proteome": True})
 
 
+def test_survival_gives_median_and_horizon_rfs_per_subtype(html):
+    assert "Median RFS, months (95% CI)" in html and "RFS at 60 months (95% CI)" in html
+    assert "not reached" in html and "25% (5%\u201355%)" in html
+
+
 def test_training_figures_show_apparent_and_corrected_side_by_side(html):
     assert "optimism-corrected performance" in html
     assert "clinical + RRS: apparent only: the RRS is not repeated." in html

@@ -51,7 +51,10 @@ def test_km_is_the_whole_cohort_and_the_log_rank_table_says_why(run):
     km_step(cohort="training", assignments=run["assignments"], subjects_sheet=run["subjects"],
             settings=SURVIVAL, out_figure=(out / "km.png", out / "km.svg"),
             out_curves=out / "curves.tsv", out_at_risk=out / "at_risk.tsv",
-            out_logrank=out / "logrank.tsv")  # fmt: skip
+            out_logrank=out / "logrank.tsv", out_summary=out / "summary.tsv")  # fmt: skip
+    summary = pd.read_csv(out / "summary.tsv", sep="\t")
+    assert summary["subtype"].tolist() == ["all"] and summary["n"].item() == 60
+    assert 0 < summary["survival"].item() < 1 and summary["horizon"].item() == 60
     logrank = pd.read_csv(out / "logrank.tsv", sep="\t")
     assert logrank["comparison"].tolist() == ["by subtype"]
     assert logrank["note"].item() == NO_SUBTYPES_NOTE and logrank["p_value"].isna().all()

@@ -50,6 +50,7 @@ FILES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "km_figures": ("survival/km/{cohort}.png", ("survival",), "survival_cohorts"),
     "km_logrank": ("survival/km/{cohort}_logrank.tsv", ("survival",), "survival_cohorts"),
     "km_at_risk": ("survival/km/{cohort}_at_risk.tsv", ("survival",), "survival_cohorts"),
+    "km_summary": ("survival/km/{cohort}_summary.tsv", ("survival",), "survival_cohorts"),
     "cox_table": ("survival/cox/hazard_ratios.tsv", ("survival",), None),
     "cox_ph": ("survival/cox/proportional_hazards.tsv", ("survival",), None),
     "cox_forest": ("survival/cox/forest.png", ("survival",), None),

@@ -806,6 +806,9 @@ def km_html(files: Files, config: Mapping) -> str:
                 source=source,
             )
         )
+    summaries = files.tables("km_summary")
+    if summaries:
+        parts.append(rfs_summary_html(summaries, config))
     at_risk = files.tables("km_at_risk")
     if at_risk:
         blocks = "".join(
@@ -814,6 +817,37 @@ def km_html(files: Files, config: Mapping) -> str:
         )
         parts.append(details("Numbers at risk (tables)", blocks))
     return "".join(parts)
+
+
+def rfs_summary_html(summaries: Mapping[str, pd.DataFrame], config: Mapping) -> str:
+    """Per cohort and subtype: subjects, events, median RFS and RFS at the horizon (95% CI)."""
+    horizon = cfg(config, "survival.horizon_months")
+    rows = []
+    for cohort in cohort_order(summaries):
+        for x in summaries[cohort].itertuples():
+            median = x.median_survival
+            rows.append(
+                {
+                    "cohort": cohort,
+                    "subtype": x.subtype,
+                    "n": x.n,
+                    "events": x.events,
+                    "median": "not reached"
+                    if not np.isfinite(median)
+                    else ci_text(median, x.median_ci_lower, x.median_ci_upper),
+                    "at_horizon": ci_text(x.survival, x.ci_lower, x.ci_upper, formatter=fmt_pct),
+                }
+            )
+    columns = {"cohort": "Cohort", "subtype": "Subtype", "n": "Subjects", "events": "Events",
+               "median": "Median RFS, months (95% CI)",
+               "at_horizon": f"RFS at {horizon} months (95% CI)"}  # fmt: skip
+    caption = (
+        "Recurrence-free survival per subtype and cohort (Kaplan-Meier; log-log intervals). A "
+        "median is 'not reached' while survival stays above one half; an upper bound of inf "
+        "means the interval is open."
+    )
+    return table(pd.DataFrame(rows), caption=caption, columns=columns, index_header=False,
+                 max_rows=None, source="results/survival/km/{cohort}_summary.tsv")  # fmt: skip
 
 
 def cox_html(files: Files, config: Mapping) -> str:

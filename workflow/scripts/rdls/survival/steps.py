@@ -62,15 +62,17 @@ def km_step(
     out_curves: str | Path,
     out_at_risk: str | Path,
     out_logrank: str | Path,
+    out_summary: str | Path | None = None,
 ) -> None:
-    """Kaplan-Meier by subtype in one cohort, numbers at risk and log-rank tests.
+    """Kaplan-Meier by subtype in one cohort, numbers at risk and log-rank tests, and the
+    median and horizon recurrence-free survival with their 95% intervals per subtype.
 
     Without subtypes (every subject "none": no significant subtypes) the curve is the whole
     cohort's and the log-rank table is one row whose ``note`` says why there is no test.
     """
     from rdls.subtypes.steps import read_assignments
     from rdls.survival._plots import plot_km
-    from rdls.survival.km import at_risk_table, km_estimates, logrank
+    from rdls.survival.km import at_risk_table, km_estimates, logrank, survival_at
 
     subtypes = read_assignments(assignments)
     subtypes = subtypes.loc[subtypes["cohort"] == cohort, "subtype"]
@@ -83,6 +85,9 @@ def km_step(
         group = None  # the whole cohort, one curve
         title = f"Recurrence-free survival: {cohort} (n = {len(frame)}; no subtypes)"
     km_estimates(time, event, group).to_csv(out_curves, sep="\t", index=False)
+    if out_summary is not None:
+        summary = survival_at(time, event, group, horizon=settings["horizon_months"])
+        summary.rename(columns={"group": "subtype"}).to_csv(out_summary, sep="\t", index=False)
     at_risk_table(time, event, group, times=times).to_csv(out_at_risk, sep="\t")
     rows, annotation = [], note or None
     if not note:
