@@ -1,6 +1,7 @@
 """Validation of the config and sheets at parse time, and the input functions of all rules."""
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))

@@ -42,3 +42,19 @@ rule report_subtype_biology:
         settings=config,
     script:
         "../scripts/report_subtype_biology.py"
+
+
+RUN_STARTED = time.monotonic()
+
+
+onsuccess:
+    # Where to look first, and how long the run took; the job listing above is long.
+    minutes = (time.monotonic() - RUN_STARTED) / 60
+    page = Path("results/report/subtype_biology.html")
+    where = (
+        f"the subtype-biology report is {page}"
+        if page.is_file()
+        else "no subtype-biology report yet (target results/report/subtype_biology.html)"
+    )
+    print(f"rdls: finished in {minutes:.1f} min; {where}; `snakemake --report report.zip` "
+          "writes Snakemake's own report.")  # fmt: skip
