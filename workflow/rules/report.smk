@@ -19,6 +19,7 @@ rule report_subtype_biology:
             "report.inputs",
             "report._html",
             "report._files",
+            "report.provenance",
             "compare",
         ),
     output:

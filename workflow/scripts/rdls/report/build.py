@@ -12,6 +12,7 @@ from rdls.report._files import Files
 from rdls.report._html import Section, notice, page
 from rdls.report.captions import cfg
 from rdls.report.inputs import BRANCHES, FILES
+from rdls.report.provenance import provenance_section
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ def build_report(
             built.append(sections.off_section(branch, anchor, config, branches))
             continue
         built.append(_safely(anchor, title_, lambda b=builder: b(files, config)))
+    repository = Path(__file__).resolve().parents[4]  # workflow/scripts/rdls/report/build.py
+    built.append(
+        _safely(
+            "provenance", "Provenance", lambda: provenance_section(config, repository=repository)
+        )
+    )
     html = page(
         title=title, subtitle=_subtitle(config, branches), sections=built, footer=_footer(config)
     )
