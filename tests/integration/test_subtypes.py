@@ -80,7 +80,11 @@ def test_survival_tables_and_figures_for_each_cohort(tiny_run):
         logrank = read(tiny_run, f"results/survival/km/{cohort}_logrank.tsv")
         assert logrank["p_value"].between(0, 1).all()
     auc = read(tiny_run, "results/survival/comparison/auc.tsv")
-    assert set(auc["model"]) == {"clinical", "clinical + RRS"}
+    # the two models, and the comparators whose inputs the run has (tumour volume; the
+    # all-feature LASSO only where its penalty keeps a feature)
+    assert {"clinical", "clinical + RRS", "tumour volume"} <= set(auc["model"])
+    assert set(auc["model"]) <= {"clinical", "clinical + RRS", "tumour volume",
+                                 "clinical + LASSO (all features)"}  # fmt: skip
     assert "external_validation" in set(auc["cohort"])
 
 
