@@ -118,7 +118,7 @@ def assert_clean(verdict: dict, *, min_images: int) -> None:
     assert verdict["broken"] == [], f"images that did not load: {verdict['broken']}"
     assert verdict["problems"] == [], f"errors in the page: {verdict['problems']}"
     assert verdict["console"] == [], "console messages:\n" + "\n".join(verdict["console"])
-    assert verdict["sections"] == 8
+    assert verdict["sections"] == 9  # the eight sections of results and the provenance
 
 
 def assert_screenshot(path: Path) -> None:
