@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from rdls.survival.cox import make_design
-from rdls.survival.steps import at_risk_times, fit_cox_or_note
+from rdls.survival.steps import FIRTH_NOTE, at_risk_times, fit_cox_or_note
 
 
 def cohort(n=200, seed=0):
@@ -44,12 +44,15 @@ def test_too_few_events_for_the_terms_is_a_note_not_a_failure():
     assert note == "not estimated: 3 events for 3 terms in the small cohort"
 
 
-def test_a_level_without_events_is_refitted_with_a_ridge_penalty_and_noted():
+def test_a_level_without_events_is_fitted_by_firth_and_noted():
     frame = cohort()
     frame.loc[frame["subtype"] == "RDLS3", "rfs_event"] = 0
     result, note = fit_cox_or_note(frame, design=design(frame), what="test cohort")
-    assert note.startswith("ridge penalty 0.01 (Cox model: level 'RDLS3' of covariate 'subtype'")
-    assert result.table.set_index("term").loc["subtype[RDLS3]", "hazard_ratio"] < 0.2
+    assert note.startswith(f"{FIRTH_NOTE} (Cox model: level 'RDLS3' of covariate 'subtype'")
+    row = result.table.set_index("term").loc["subtype[RDLS3]"]
+    # finite, below 1, and a profile interval that excludes 1 without running to 0
+    assert 0 < row["ci_lower"] < row["hazard_ratio"] < row["ci_upper"] < 1
+    assert result.ph_test.empty
 
 
 def test_numbers_at_risk_are_shown_every_step_up_to_the_longest_follow_up():
@@ -65,15 +68,16 @@ def test_a_message_figure_stands_in_where_nothing_can_be_plotted(tmp_path):
     assert "No cohort has enough events." in (tmp_path / "f.svg").read_text()
 
 
-def test_an_rrs_group_without_events_gets_a_ridge_hazard_ratio_and_a_note():
+def test_an_rrs_group_without_events_gets_a_firth_hazard_ratio_and_a_note():
     from rdls.survival.steps import group_hazard_ratio
 
     frame = cohort(n=40, seed=2)
     group = pd.Series(np.where(np.arange(40) < 5, "low", "high"), index=frame.index)
     frame.loc[group == "low", "rfs_event"] = 0  # the low group has no recurrence
     found = group_hazard_ratio(frame, group)
-    assert found["note"].startswith("ridge penalty 0.01 (Cox model: reference level 'low'")
-    assert found["hazard_ratio"] > 1 and found["ci_lower"] < found["hazard_ratio"]
+    assert found["note"].startswith(f"{FIRTH_NOTE} (Cox model: reference level 'low'")
+    # five subjects without events: a finite ratio above 1 whose interval still spans 1
+    assert 0 < found["ci_lower"] < 1 < found["hazard_ratio"] < found["ci_upper"] < np.inf
     frame["rfs_event"] = 0
     frame.iloc[0, frame.columns.get_loc("rfs_event")] = 1  # one event: fewer than needed
     assert group_hazard_ratio(frame, group) == {

@@ -84,7 +84,8 @@ class CoxResult:
     ----------
     table : pandas.DataFrame
         ``term``, ``coef``, ``se``, ``hazard_ratio``, ``ci_lower``, ``ci_upper`` (95%, of the
-        hazard ratio) and ``p_value`` (Wald), one row per design term.
+        hazard ratio) and ``p_value`` (Wald; for a Firth fit profile-likelihood interval and
+        likelihood-ratio p-value), one row per design term.
     ph_test : pandas.DataFrame
         ``term``, ``statistic``, ``df`` and ``p_value`` of the score test of proportional
         hazards (``cox.zph``, survival 3.x) per covariate (a categorical's levels pooled) and
@@ -95,7 +96,8 @@ class CoxResult:
         Rows of the input left out for a missing time, event or covariate.
     concordance : float
         Harrell's C of the fitted linear predictor on the fitted data.
-    model : lifelines.CoxPHFitter
+    model : lifelines.CoxPHFitter or None
+        None for a Firth fit.
     """
 
     table: pd.DataFrame
@@ -104,7 +106,7 @@ class CoxResult:
     events: int
     dropped_missing: int
     concordance: float
-    model: CoxPHFitter
+    model: CoxPHFitter | None
 
 
 def make_design(
@@ -335,6 +337,7 @@ def fit_cox(
     event: str,
     design: CoxDesign,
     penalizer: float = 0.0,
+    firth: bool = False,
     ph_transform: str = "km",
 ) -> CoxResult:
     """Fit a Cox model of ``time``/``event`` on ``design`` over the complete cases of ``frame``.
@@ -348,6 +351,11 @@ def fit_cox(
     penalizer : float
         Ridge penalty on the coefficients (lifelines' ``penalizer``, ``l1_ratio`` 0); 0 fits
         the ordinary partial likelihood.
+    firth : bool
+        Fit by Firth's penalised likelihood instead (:mod:`rdls.survival.firth`): finite
+        estimates where a level has no events, with profile penalised-likelihood intervals
+        and likelihood-ratio p-values. Its proportional-hazards test is not computed (no
+        reference defines one for a Firth fit): ``ph_test`` is empty.
     ph_transform : {"km", "identity", "rank", "log"}
         Time transform of the proportional-hazards test (``cox.zph``'s ``transform``).
 
@@ -377,6 +385,8 @@ def fit_cox(
             f"Cox model: none of the {len(data)} complete cases has an event; there is "
             "nothing to fit. Check the event column."
         )
+    if firth:
+        return _fit_firth(design, data, dropped=dropped)
     if penalizer == 0:
         _check_estimable(design, followed.loc[complete], data)
     model = CoxPHFitter(penalizer=penalizer)
@@ -414,6 +424,35 @@ def fit_cox(
         dropped_missing=dropped,
         concordance=float(model.concordance_index_),
         model=model,
+    )
+
+
+def _fit_firth(design: CoxDesign, data: pd.DataFrame, *, dropped: int) -> CoxResult:
+    from rdls.survival.firth import firth_fit
+    from rdls.survival.optimism import harrell_c
+
+    x = data[design.terms].to_numpy(float)
+    time, event = data["__time"].to_numpy(float), data["__event"].to_numpy(float)
+    fit = firth_fit(x, time, event)
+    table = pd.DataFrame(
+        {
+            "term": design.terms,
+            "coef": fit.coef,
+            "se": fit.se,
+            "hazard_ratio": np.exp(fit.coef),
+            "ci_lower": np.exp(fit.ci_lower),
+            "ci_upper": np.exp(fit.ci_upper),
+            "p_value": fit.p_value,
+        }
+    )
+    return CoxResult(
+        table=table,
+        ph_test=pd.DataFrame(columns=["term", "statistic", "df", "p_value"]),
+        n=len(data),
+        events=int(event.sum()),
+        dropped_missing=dropped,
+        concordance=harrell_c(x @ fit.coef, time, event),
+        model=None,
     )
 
 

@@ -34,6 +34,8 @@ LOGRANK_COLUMNS = ["comparison", "statistic", "df", "p_value", "p_adjusted", "no
 SCORE_COLUMNS = ["subject_id", "cohort", "rrs", "rrs_group"]
 DIFFERENCE_COLUMNS = ["cohort", "model_a", "model_b", "difference", "ci_lower", "ci_upper",
                       "p_value", "se", "note"]  # fmt: skip
+#: How a table says that a cohort's model was fitted by Firth's penalised likelihood.
+FIRTH_NOTE = "Firth's penalised likelihood (profile-likelihood 95% CI and p)"
 RRS_PALETTE = {"low": "#1b7837", "high": "#b2182b"}
 
 
@@ -226,8 +228,9 @@ def clinical_design(training: pd.DataFrame, *, covariates: Sequence[str], log2: 
 def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str = "km"):
     """A Cox fit of one cohort, or None and the reason it cannot be estimated there.
 
-    A small validation cohort may lack events in a covariate level: the model is then
-    refitted with a small ridge penalty (noted), and given up only if that fails too.
+    A small validation cohort may lack events in a covariate level (monotone likelihood):
+    the model is then fitted by Firth's penalised likelihood, whose profile intervals stay
+    honest (noted, with the reason), and given up only if that fails too.
     """
     from rdls.survival.cox import fit_cox
 
@@ -241,15 +244,14 @@ def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str
                        ph_transform=ph_transform), ""  # fmt: skip
     except InputError as error:
         reason = str(error).split(". ")[0]
-        log.warning("%s: %s; refitting with ridge penalty 0.01", what, reason)
+        log.warning("%s: %s; refitting by Firth's penalised likelihood", what, reason)
     try:
-        result = fit_cox(frame, time=TIME, event=EVENT, design=design, penalizer=0.01,
-                         ph_transform=ph_transform)  # fmt: skip
+        result = fit_cox(frame, time=TIME, event=EVENT, design=design, firth=True)
     except InputError as error:
         note = f"not estimated: {str(error).split('. ')[0]}"
         log.warning("%s: %s", what, note)
         return None, note
-    return result, f"ridge penalty 0.01 ({reason})"
+    return result, f"{FIRTH_NOTE} ({reason})"
 
 
 def rrs_fit_step(
@@ -483,8 +485,8 @@ def group_hazard_ratio(frame: pd.DataFrame, group: pd.Series) -> dict:
     """Univariable Cox hazard ratio of the high against the low RRS group.
 
     In a small cohort one group may have no events, so that its hazard ratio is not finite:
-    as for the Cox models by subtype (:func:`fit_cox_or_note`) the model is then refitted with
-    a small ridge penalty, or given up, and ``note`` says which.
+    as for the Cox models by subtype (:func:`fit_cox_or_note`) the model is then fitted by
+    Firth's penalised likelihood, or given up, and ``note`` says which.
     """
     from rdls.survival.cox import make_design
 
