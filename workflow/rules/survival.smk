@@ -57,7 +57,13 @@ if SURVIVAL:
             assignments="results/subtypes/assignments.tsv",
             subjects=SHEETS["subjects"],
             code=rdls_sources(
-                "survival.cox", "survival.ph_test", "survival._plots", "survival.steps", "compare"
+                "survival.cox",
+                "survival.ph_test",
+                "survival.firth",
+                "survival.imputation",
+                "survival._plots",
+                "survival.steps",
+                "compare",
             ),
         output:
             table=report(
@@ -92,6 +98,7 @@ if SURVIVAL:
             covariates=COVARIATES,
             cohorts=SURVIVAL_COHORTS,
             settings=config["survival"],
+            seed=config["seed"],
         script:
             "../scripts/survival_cox.py"
 
@@ -163,7 +170,12 @@ if SURVIVAL:
             model="results/survival/rrs/model.json",
             subjects=SHEETS["subjects"],
             code=rdls_sources(
-                "survival.rrs", "survival.km", "survival.cox", "survival.ph_test", "survival.steps"
+                "survival.rrs",
+                "survival.km",
+                "survival.cox",
+                "survival.ph_test",
+                "survival.firth",
+                "survival.steps",
             ),
         output:
             scores=report(

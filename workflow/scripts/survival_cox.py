@@ -10,6 +10,7 @@ cox_step(
     covariates=snakemake.params.covariates,
     cohorts=snakemake.params.cohorts,
     settings=snakemake.params.settings,
+    seed=snakemake.params.seed,
     out_table=snakemake.output.table,
     out_ph_test=snakemake.output.ph_test,
     out_forest=(snakemake.output.forest, snakemake.output.forest_vector),

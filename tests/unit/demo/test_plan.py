@@ -17,8 +17,10 @@ def paper():
 
 
 def cox_design(plan) -> pd.DataFrame:
-    """The planted model's covariates, from the sheets plus the true subtypes."""
+    """The planted model's covariates, from the sheets plus the true subtypes (complete
+    cases: the demo leaves a few values blank, completely at random)."""
     subjects = plan.subjects.merge(plan.truth_subjects[["subject_id", "subtype"]])
+    subjects = subjects.dropna(subset=["cea_ng_ml", "n_stage"])
     return pd.DataFrame(
         {
             "months": subjects["rfs_months"],

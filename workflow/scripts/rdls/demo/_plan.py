@@ -64,7 +64,10 @@ COHORT_CENTRES = {
 }
 
 # Random streams: one per modality, so that generating slides never shifts the MRI draws.
-STREAMS = {"plan": 0, "mri": 1, "slides": 2, "bulk": 3, "scrna": 4, "dicom": 5}
+STREAMS = {"plan": 0, "mri": 1, "slides": 2, "bulk": 3, "scrna": 4, "dicom": 5, "missing": 6}
+#: Share of subjects whose value the demo's clinical sheet leaves blank, as a registry would
+#: (missing completely at random; survival is drawn from the full values first).
+MISSING_SHARE = {"cea_ng_ml": 0.05, "n_stage": 0.03}
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ def plan_cohort(
     months, event = _draw_survival(rng, linear_predictor)
     subjects["rfs_months"] = np.round(months, 2)
     subjects["rfs_event"] = event
+    subjects = _blank_some_values(subjects, item_rng(seed, "missing", 0))
 
     truth = pd.DataFrame(
         {
@@ -314,6 +318,16 @@ def _draw_clinical(rng: np.random.Generator, subtype_index: np.ndarray) -> pd.Da
             "differentiation": differentiation,
         }
     )
+
+
+def _blank_some_values(subjects: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """A few clinical values left blank (``MISSING_SHARE``), drawn on their own stream so
+    that every other draw of the demo stays as it was."""
+    out = subjects.copy()
+    for column, share in MISSING_SHARE.items():
+        blank = rng.random(len(out)) < share
+        out[column] = out[column].where(~blank)
+    return out
 
 
 def _hazard_design(subjects: pd.DataFrame, subtype: np.ndarray) -> pd.DataFrame:

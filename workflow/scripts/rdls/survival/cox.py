@@ -228,10 +228,7 @@ def design_matrix(design: CoxDesign, frame: pd.DataFrame) -> pd.DataFrame:
     for column in design.covariates:
         if column in design.categorical_levels:
             known = design.categorical_levels[column]
-            merged = design.merged.get(column, {})
-            values = frame[column].map(
-                lambda v, m=merged: v if pd.isna(v) else m.get(_level_text(v), _level_text(v))
-            )
+            values = _merge_levels(frame[column], design.merged.get(column, {}))
             unseen = values.notna() & ~values.isin(known)
             if unseen.any():
                 level = values[unseen].iloc[0]
@@ -256,6 +253,18 @@ def design_matrix(design: CoxDesign, frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = numbers
     matrix = pd.DataFrame(out, index=frame.index)
     return matrix[design.terms]
+
+
+def merged_values(design: CoxDesign, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its categorical covariates recoded to the design's merged levels."""
+    out = frame.copy()
+    for column, merged in design.merged.items():
+        out[column] = _merge_levels(frame[column], merged)
+    return out
+
+
+def _merge_levels(values: pd.Series, merged: dict[str, str]) -> pd.Series:
+    return values.map(lambda v: v if pd.isna(v) else merged.get(_level_text(v), _level_text(v)))
 
 
 def merge_sparse_levels(
@@ -288,10 +297,7 @@ def merge_sparse_levels(
     for column in design.categorical_levels:
         if column in keep:
             continue
-        known = design.merged.get(column, {})
-        values = frame[column].map(
-            lambda v, m=known: v if pd.isna(v) else m.get(_level_text(v), _level_text(v))
-        )
+        values = _merge_levels(frame[column], design.merged.get(column, {}))
         events = frame[event].fillna(0).astype(float)
         labels = list(levels[column])
         origin = {label: [label] for label in labels}

@@ -34,6 +34,8 @@ LOGRANK_COLUMNS = ["comparison", "statistic", "df", "p_value", "p_adjusted", "no
 SCORE_COLUMNS = ["subject_id", "cohort", "rrs", "rrs_group"]
 DIFFERENCE_COLUMNS = ["cohort", "model_a", "model_b", "difference", "ci_lower", "ci_upper",
                       "p_value", "se", "note"]  # fmt: skip
+#: How a table says that subjects missing a covariate were left out of a cohort's model.
+COMPLETE_CASES_NOTE = "complete cases: subjects missing a covariate left out"
 #: How a table says that a cohort's model was fitted by Firth's penalised likelihood.
 FIRTH_NOTE = "Firth's penalised likelihood (profile-likelihood 95% CI and p)"
 RRS_PALETTE = {"low": "#1b7837", "high": "#b2182b"}
@@ -140,11 +142,14 @@ def cox_step(
     out_table: str | Path,
     out_ph_test: str | Path,
     out_forest: tuple[str, str],
+    seed: int = 0,
 ) -> None:
     """Multivariable Cox model (subtype + clinical covariates) in each cohort.
 
     Without subtypes in training (no significant subtypes) the model is the clinical
-    covariates alone, and every row's ``note`` says so.
+    covariates alone, and every row's ``note`` says so. Subjects missing a covariate are
+    left out (``survival.missing: complete_cases``) or their covariates are multiply
+    imputed (``multiple_imputation``, :func:`fit_cox_imputed`); ``missing`` counts them.
     """
     from rdls.subtypes.steps import read_assignments
     from rdls.survival._plots import plot_forest, plot_message
@@ -162,14 +167,24 @@ def cox_step(
     tables, tests = [], []
     for cohort in cohorts:
         members = frame[frame["cohort"] == cohort]
-        result, note = fit_cox_or_note(
-            members, design=design, what=f"{cohort} cohort", ph_transform=settings["ph_transform"]
-        )
+        incomplete = int(members[design.covariates].isna().any(axis=1).sum())
+        what = f"{cohort} cohort"
+        if settings.get("missing", "complete_cases") == "multiple_imputation" and incomplete:
+            result, note = fit_cox_imputed(
+                members, design=design, what=what, m=settings["imputations"],
+                seed=seed + cohorts.index(cohort), ph_transform=settings["ph_transform"],
+            )  # fmt: skip
+        else:
+            result, note = fit_cox_or_note(members, design=design, what=what,
+                                           ph_transform=settings["ph_transform"])  # fmt: skip
+            if incomplete and result is not None:
+                note = "; ".join(filter(None, [f"{COMPLETE_CASES_NOTE} ({incomplete} left out)",
+                                               note]))  # fmt: skip
         if result is None:
             tables.append(pd.DataFrame({"term": design.terms, "note": note}).assign(cohort=cohort))
             continue
         table = result.table.assign(cohort=cohort, n=result.n, events=result.events,
-                                    missing=result.dropped_missing, note=note)  # fmt: skip
+                                    missing=incomplete, note=note)  # fmt: skip
         tables.append(table)
         tests.append(result.ph_test.assign(cohort=cohort))
         log.info("%s: n=%d, events=%d, C=%.3f", cohort, result.n, result.events,
@@ -252,6 +267,80 @@ def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str
         log.warning("%s: %s", what, note)
         return None, note
     return result, f"{FIRTH_NOTE} ({reason})"
+
+
+def fit_cox_imputed(
+    frame: pd.DataFrame, *, design, what: str, m: int, seed: int, ph_transform: str = "km"
+):
+    """A Cox fit of one cohort whose missing covariates are multiply imputed.
+
+    The ``m`` completed data sets (:func:`rdls.survival.imputation.impute_chained`, the
+    outcome among the predictors) are each fitted, by Firth's penalised likelihood for all of
+    them if any one has a level without events, and pooled by Rubin's rules. The
+    proportional-hazards test, a diagnostic with no pooling rule, is that of the complete
+    cases. Returns ``(result, note)`` as :func:`fit_cox_or_note`.
+    """
+    from rdls.survival.cox import CoxResult, fit_cox, merged_values
+    from rdls.survival.imputation import impute_chained, pool_rubin
+
+    events = int(frame[EVENT].sum())
+    if events <= len(design.terms):
+        note = f"not estimated: {events} events for {len(design.terms)} terms in the {what}"
+        log.warning(note)
+        return None, note
+    incomplete = int(frame[design.covariates].isna().any(axis=1).sum())
+    datasets = impute_chained(
+        merged_values(design, frame), covariates=design.covariates,
+        levels=design.categorical_levels, time=TIME, event=EVENT, m=m, seed=seed,
+    )  # fmt: skip
+    notes = [f"{incomplete} subjects' missing covariates multiply imputed ({m} imputations by "
+             "chained equations, pooled by Rubin's rules)"]  # fmt: skip
+    try:
+        fits = [fit_cox(data, time=TIME, event=EVENT, design=design, ph_transform=ph_transform)
+                for data in datasets]  # fmt: skip
+    except InputError as error:
+        reason = str(error).split(". ")[0]
+        log.warning("%s: %s; refitting every imputation by Firth's penalised likelihood",
+                    what, reason)  # fmt: skip
+        try:
+            fits = [fit_cox(data, time=TIME, event=EVENT, design=design, firth=True)
+                    for data in datasets]  # fmt: skip
+        except InputError as error:
+            note = f"not estimated: {str(error).split('. ')[0]}"
+            log.warning("%s: %s", what, note)
+            return None, note
+        notes.append(f"{FIRTH_NOTE.split(' (')[0]} ({reason})")
+    pooled = pool_rubin(
+        np.array([fit.table["coef"].to_numpy() for fit in fits]),
+        np.array([fit.table["se"].to_numpy() ** 2 for fit in fits]),
+        complete_df=len(frame) - len(design.terms),
+    )
+    table = pd.DataFrame(
+        {
+            "term": design.terms,
+            "coef": pooled["coef"].to_numpy(),
+            "se": pooled["se"].to_numpy(),
+            "hazard_ratio": np.exp(pooled["coef"].to_numpy()),
+            "ci_lower": np.exp(pooled["ci_lower"].to_numpy()),
+            "ci_upper": np.exp(pooled["ci_upper"].to_numpy()),
+            "p_value": pooled["p_value"].to_numpy(),
+        }
+    )
+    complete, _ = fit_cox_or_note(frame, design=design, what=f"{what} (complete cases)",
+                                  ph_transform=ph_transform)  # fmt: skip
+    ph_test = complete.ph_test if complete is not None else fits[0].ph_test.iloc[0:0]
+    notes.append("proportional-hazards test on the complete cases")
+    log.info("%s: %s", what, "; ".join(notes))
+    result = CoxResult(
+        table=table,
+        ph_test=ph_test,
+        n=fits[0].n,
+        events=fits[0].events,
+        dropped_missing=0,
+        concordance=float(np.mean([fit.concordance for fit in fits])),
+        model=None,
+    )
+    return result, "; ".join(notes)
 
 
 def rrs_fit_step(
