@@ -81,6 +81,27 @@ def test_recurrence_rate_is_ranked(cards):
     assert "intermediate among the 3 subtypes" in texts(cards, "RDLS3", "Cohort")[1]
 
 
+def test_survival_by_the_horizon_is_ranked_in_the_cohorts_the_names_did_not_come_from():
+    def summary(survival):
+        bounds = {"ci_lower": [0.3, 0.7, 0.4], "ci_upper": [0.7, 0.95, 0.8]}
+        return pd.DataFrame({"subtype": ["RDLS1", "RDLS2", "RDLS3"], "n": [20, 25, 15],
+                             "events": [9, 3, 5], "horizon": 60.0, "survival": survival,
+                             **bounds})  # fmt: skip
+
+    cards = biology_cards(CardInputs(survival_summaries={
+        "training": summary([0.1, 0.9, 0.5]),  # by construction: never quoted
+        "external_validation": summary([0.52, 0.84, 0.61]),
+    }))  # fmt: skip
+    rdls1 = texts(cards, "RDLS1", "Prognosis")
+    assert rdls1 == [
+        "Recurrence-free survival by 60 months in the cohorts its name was not drawn from "
+        "(Kaplan-Meier): 52% (30%\u201370%) in external_validation (n = 20, the lowest of the "
+        "3 subtypes there)."
+    ]
+    assert "the highest of the 3 subtypes there" in texts(cards, "RDLS2", "Prognosis")[0]
+    assert "training" not in " ".join(texts(cards, "RDLS2") + texts(cards, "RDLS3"))
+
+
 def test_recurrence_rate_ties_share_a_rank():
     rates = pd.DataFrame(
         {"subtype": ["A", "B", "C", "D"], "n": [10] * 4, "events": [5, 5, 2, 1],

@@ -79,6 +79,8 @@ class CardInputs:
     deconvolution_tests: pd.DataFrame | None = None
     scrna_tests: pd.DataFrame | None = None  # cell_type, ..., padj, mean_fraction_<subtype>
     scrna_composition: pd.DataFrame | None = None  # sample_id, subtype, cell_type, fraction
+    # km/<cohort>_summary.tsv per cohort: subtype, n, events, horizon, survival, ci_lower, ...
+    survival_summaries: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     reference_cohort: str = "training"
     covariates: Sequence[str] = ()
 
@@ -131,7 +133,9 @@ def biology_cards(data: CardInputs, *, subtypes: Sequence[str] | None = None) ->
 def known_subtypes(data: CardInputs) -> list[str]:
     """Every subtype named in the tables, in natural order (RDLS2 before RDLS10)."""
     found: set[str] = set()
-    for frame in (data.assignments, data.rates, data.bulk_scores, data.deconvolution):
+    frames = (data.assignments, data.rates, data.bulk_scores, data.deconvolution,
+              *data.survival_summaries.values())  # fmt: skip
+    for frame in frames:
         if frame is not None and "subtype" in frame.columns:
             found |= {str(s) for s in frame["subtype"].dropna()}
     for frame in (data.wsi_tests, data.bulk_score_tests):
@@ -149,7 +153,8 @@ def known_subtypes(data: CardInputs) -> list[str]:
             for t in data.hazard_ratios["term"].astype(str)
             if (m := SUBTYPE_TERM.match(t))
         }
-    found -= {"unassigned", "none"}  # not subtypes: no significant subtypes, or no MRI
+    # not subtypes: no significant subtypes, no MRI, the whole cohort's survival
+    found -= {"unassigned", "none", "all"}
     return natural_sorted(found)
 
 
@@ -356,6 +361,7 @@ def _prognosis_facts(data: CardInputs, subtypes: Sequence[str]):
             if not rows.empty:
                 text = _hazard_ratios_text(rows, cohorts, reference=reference, adjusted=adjusted)
                 facts.append((subtype, Fact("Prognosis", text)))
+    facts += _validation_survival_facts(data, subtypes)
     if data.risk_scores is not None and data.assignments is not None:
         joined = data.assignments[["subject_id", "subtype"]].merge(
             data.risk_scores[["subject_id", "rrs_group"]], on="subject_id"
@@ -375,6 +381,48 @@ def _prognosis_facts(data: CardInputs, subtypes: Sequence[str]):
                         ),
                     )
                 )
+    return facts
+
+
+def _validation_survival_facts(data: CardInputs, subtypes: Sequence[str]):
+    """Recurrence-free survival by the horizon in each cohort but the one the names come from.
+
+    The subtypes are named by their recurrence rate in the reference (training) cohort, so
+    which is worst there holds by construction; a directional claim (worst, best) is only
+    evidence in the other cohorts, and is made from them.
+    """
+    facts = []
+    cohorts = [c for c in data.survival_summaries if c != data.reference_cohort]
+    per_subtype: dict[str, list[str]] = {s: [] for s in subtypes}
+    horizon = None
+    for cohort in cohorts:
+        table = data.survival_summaries[cohort]
+        if table is None or "survival" not in table.columns:
+            continue
+        table = table.set_index(table["subtype"].astype(str))
+        values = {s: float(v) for s, v in table["survival"].items() if _finite(v)}
+        if "horizon" in table.columns and len(table) and _finite(table["horizon"].iloc[0]):
+            horizon = float(table["horizon"].iloc[0])
+        for subtype in subtypes:
+            if subtype not in values:
+                continue
+            row = table.loc[subtype]
+            rank = _rank_words(values, subtype) if len(values) > 1 else "the only subtype"
+            interval = ""
+            if _finite(row.get("ci_lower")) and _finite(row.get("ci_upper")):
+                interval = f" ({fmt_pct(row['ci_lower'])}\u2013{fmt_pct(row['ci_upper'])})"
+            per_subtype[subtype].append(
+                f"{fmt_pct(values[subtype])}{interval} in {cohort} (n = {fmt_num(row.get('n'))}, "
+                f"{rank} there)"
+            )
+    when = f"by {fmt_num(horizon)} months" if horizon is not None else "by the horizon"
+    for subtype, parts in per_subtype.items():
+        if parts:
+            text = (
+                f"Recurrence-free survival {when} in the cohorts its name was not drawn from "
+                f"(Kaplan-Meier): {'; '.join(parts)}."
+            )
+            facts.append((subtype, Fact("Prognosis", text)))
     return facts
 
 

@@ -341,6 +341,7 @@ def card_inputs(files: Files, config: Mapping) -> card_logic.CardInputs:
         deconvolution_tests=files.table("deconvolution_tests"),
         scrna_tests=files.table("scrna_tests"),
         scrna_composition=files.table("scrna_composition"),
+        survival_summaries=files.tables("km_summary"),
         covariates=captions.cox_covariates(config),
     )
 
