@@ -127,6 +127,43 @@ def test_the_clinical_design_merges_a_stage_without_events_but_never_a_subtype()
     assert design.terms == ["subtype[RDLS2]", "subtype[RDLS3]", "age", "t_stage[T2+T3]"]
 
 
+def test_the_users_level_map_comes_first_and_is_noted_as_theirs():
+    import pytest
+
+    from rdls.errors import InputError
+    from rdls.survival.cox import design_matrix
+    from rdls.survival.steps import EVENT, clinical_design
+
+    rng = np.random.default_rng(5)
+    n = 120
+    frame = pd.DataFrame({
+        "t_stage": np.repeat(["T1", "T2", "T3", "T4"], 30),
+        "subtype": np.tile(["RDLS1", "RDLS2", "RDLS3"], 40),
+        EVENT: rng.integers(0, 2, n),
+    })  # fmt: skip
+    frame.loc[frame["t_stage"] == "T4", EVENT] = 0  # then merged with T3 as well
+    level_map = {"t_stage": {"T1": "T1-2", "T2": "T1-2"}}
+    design = clinical_design(frame, covariates=["subtype", "t_stage"], log2=[],
+                             level_map=level_map)  # fmt: skip
+    assert design.categorical_levels["t_stage"] == ["T1-2", "T3+T4"]
+    assert design.reference["t_stage"] == "T1-2"
+    assert design.merge_notes() == [
+        "t_stage: T1 and T2 merged into T1-2 (as set in survival.merge_levels)",
+        "t_stage: T3 and T4 merged into T3+T4 (too few training events)",
+    ]
+    coded = design_matrix(design, pd.DataFrame({"subtype": ["RDLS2"] * 4,
+                                                "t_stage": ["T1", "T2", "T3", "T4"]}))  # fmt: skip
+    assert coded["t_stage[T3+T4]"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    for bad, message in [
+        ({"subtype": {"RDLS2": "RDLS1"}}, "never merged"),
+        ({"stage": {"T1": "T1-2"}}, "'stage' is not a categorical covariate"),
+        ({"t_stage": {"T0": "T0-1"}}, r"no level\(s\) \['T0'\]"),
+        ({"t_stage": dict.fromkeys(["T1", "T2", "T3", "T4"], "any")}, "every level"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            clinical_design(frame, covariates=["subtype", "t_stage"], log2=[], level_map=bad)
+
+
 def test_the_rrs_chain_in_the_bootstrap_takes_back_what_selecting_noise_gained():
     """Noise features, screened and LASSO-selected on the outcome, look predictive in training
     only: corrected inside the resamples, clinical + RRS gains nothing over clinical."""

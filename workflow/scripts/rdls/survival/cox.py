@@ -27,6 +27,8 @@ from rdls.survival.ph_test import cox_zph
 log = logging.getLogger(__name__)
 
 _SHOWN = 5
+SPARSE_REASON = "too few training events"
+SET_REASON = "as set in survival.merge_levels"
 
 
 @dataclass
@@ -47,8 +49,11 @@ class CoxDesign:
     covariates : list of str
         The source columns, in order.
     merged : dict
-        Per categorical covariate, the levels merged into a neighbour because they had no
-        events in training (:func:`merge_sparse_levels`): original level -> merged level.
+        Per categorical covariate, the levels merged into another: original level -> merged
+        level; as the user's map says (:func:`merge_levels_as_set`) or because they had no
+        events in training (:func:`merge_sparse_levels`).
+    merge_reasons : dict
+        Per categorical covariate, why each merged level was made (merged level -> reason).
     """
 
     terms: list[str]
@@ -57,6 +62,7 @@ class CoxDesign:
     log2: list[str]
     covariates: list[str] = field(default_factory=list)
     merged: dict[str, dict[str, str]] = field(default_factory=dict)
+    merge_reasons: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def merge_notes(self) -> list[str]:
         """One sentence per merged level, for tables and logs."""
@@ -64,7 +70,8 @@ class CoxDesign:
         for column, mapping in self.merged.items():
             for into in dict.fromkeys(mapping.values()):
                 parts = " and ".join(level for level, to in mapping.items() if to == into)
-                notes.append(f"{column}: {parts} merged into {into} (too few training events)")
+                reason = self.merge_reasons.get(column, {}).get(into, SPARSE_REASON)
+                notes.append(f"{column}: {parts} merged into {into} ({reason})")
         return notes
 
     def to_dict(self) -> dict:
@@ -267,6 +274,68 @@ def _merge_levels(values: pd.Series, merged: dict[str, str]) -> pd.Series:
     return values.map(lambda v: v if pd.isna(v) else merged.get(_level_text(v), _level_text(v)))
 
 
+def merge_levels_as_set(
+    design: CoxDesign, mapping: dict[str, dict[str, str]], *, keep: Sequence[str] = ("subtype",)
+) -> CoxDesign:
+    """Merge categorical levels as ``mapping`` says: ``{covariate: {level: merged level}}``.
+
+    The user's map (``survival.merge_levels``) comes before the merge of sparse levels, and
+    is noted in every table as set by them. A level the map leaves out stays as it is.
+
+    Raises
+    ------
+    rdls.errors.InputError
+        A covariate that is not a categorical one of the design, or one of ``keep`` (the
+        subtype); a level the training cohort does not have; a map that leaves fewer than two
+        levels.
+    """
+    levels = dict(design.categorical_levels)
+    reference = dict(design.reference)
+    merged = {c: dict(m) for c, m in design.merged.items()}
+    reasons = {c: dict(r) for c, r in design.merge_reasons.items()}
+    for column, recode in mapping.items():
+        if column in keep:
+            raise InputError(
+                f"survival.merge_levels: {column!r} is the quantity the models estimate; its "
+                "levels are never merged. Remove it from the map."
+            )
+        if column not in levels:
+            raise InputError(
+                f"survival.merge_levels: {column!r} is not a categorical covariate of the Cox "
+                f"models (those are {sorted(set(levels) - set(keep))}). Check its spelling "
+                "against clinical.covariates."
+            )
+        recode = {str(k): str(v) for k, v in recode.items()}
+        unknown = sorted(set(recode) - set(levels[column]))
+        if unknown:
+            raise InputError(
+                f"survival.merge_levels: {column!r} has no level(s) {unknown} in the training "
+                f"cohort (its levels are {levels[column]}). Use those names."
+            )
+        labels = list(dict.fromkeys(recode.get(level, level) for level in levels[column]))
+        if len(labels) < 2:
+            raise InputError(
+                f"survival.merge_levels: the map merges every level of {column!r} into one, "
+                "which leaves nothing to compare. Leave the covariate out instead."
+            )
+        merged[column] = {lev: to for lev, to in recode.items() if to != lev}
+        reasons.setdefault(column, {}).update(dict.fromkeys(merged[column].values(), SET_REASON))
+        reference[column] = recode.get(reference[column], reference[column])
+        levels[column] = labels
+    return replace(design, terms=_terms(design, levels, reference), categorical_levels=levels,
+                   reference=reference, merged=merged, merge_reasons=reasons)  # fmt: skip
+
+
+def _terms(design: CoxDesign, levels: dict, reference: dict) -> list[str]:
+    terms = []
+    for column in design.covariates:
+        if column in levels:
+            terms += [f"{column}[{lev}]" for lev in levels[column] if lev != reference[column]]
+        else:
+            terms.append(f"log2({column})" if column in design.log2 else column)
+    return terms
+
+
 def merge_sparse_levels(
     design: CoxDesign,
     frame: pd.DataFrame,
@@ -294,6 +363,7 @@ def merge_sparse_levels(
     levels = dict(design.categorical_levels)
     reference = dict(design.reference)
     merged = {c: dict(m) for c, m in design.merged.items()}
+    reasons = {c: dict(r) for c, r in design.merge_reasons.items()}
     for column in design.categorical_levels:
         if column in keep:
             continue
@@ -323,17 +393,11 @@ def merge_sparse_levels(
         mapping = {o: lab for lab in labels for o in origin[lab] if o != lab}
         earlier = {o: mapping.get(lab, lab) for o, lab in merged.get(column, {}).items()}
         merged[column] = {**earlier, **mapping}
+        reasons.setdefault(column, {}).update(dict.fromkeys(mapping.values(), SPARSE_REASON))
         reference[column] = next(lab for lab in labels if reference[column] in origin[lab])
         levels[column] = labels
-    terms = []
-    for column in design.covariates:
-        if column in levels:
-            terms += [f"{column}[{lev}]" for lev in levels[column] if lev != reference[column]]
-        else:
-            terms.append(f"log2({column})" if column in design.log2 else column)
-    return replace(
-        design, terms=terms, categorical_levels=levels, reference=reference, merged=merged
-    )
+    return replace(design, terms=_terms(design, levels, reference), categorical_levels=levels,
+                   reference=reference, merged=merged, merge_reasons=reasons)  # fmt: skip
 
 
 def fit_cox(

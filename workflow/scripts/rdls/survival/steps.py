@@ -163,7 +163,8 @@ def cox_step(
         no_subtypes = f"{no_subtypes}; the model has no subtype term"
         log.warning("Cox: %s", no_subtypes)
     terms = list(covariates) if no_subtypes else ["subtype", *covariates]
-    design = clinical_design(training, covariates=terms, log2=settings["log2_covariates"])
+    design = clinical_design(training, covariates=terms, log2=settings["log2_covariates"],
+                             level_map=settings.get("merge_levels"))  # fmt: skip
     tables, tests = [], []
     for cohort in cohorts:
         members = frame[frame["cohort"] == cohort]
@@ -216,15 +217,21 @@ def cox_step(
         )  # fmt: skip
 
 
-def clinical_design(training: pd.DataFrame, *, covariates: Sequence[str], log2: Sequence[str]):
+def clinical_design(
+    training: pd.DataFrame,
+    *,
+    covariates: Sequence[str],
+    log2: Sequence[str],
+    level_map: Mapping[str, Mapping[str, str]] | None = None,
+):
     """How covariates (and the subtype, reference RDLS1) are coded: learned on training.
 
-    A clinical level without training events is merged with its neighbour (the subtype's
-    levels never are), so that every model fitted with this design, the Cox tables and the
-    locked models alike, has finite hazard ratios; ``design.merge_notes()`` says what was
-    merged.
+    Levels are first merged as ``level_map`` (``survival.merge_levels``) says; then a clinical
+    level without training events is merged with its neighbour (the subtype's levels never
+    are), so that every model fitted with this design, the Cox tables and the locked models
+    alike, has finite hazard ratios; ``design.merge_notes()`` says what was merged and why.
     """
-    from rdls.survival.cox import make_design, merge_sparse_levels
+    from rdls.survival.cox import make_design, merge_levels_as_set, merge_sparse_levels
 
     reference = {"subtype": REFERENCE_SUBTYPE} if "subtype" in covariates else None
     design = make_design(
@@ -233,6 +240,8 @@ def clinical_design(training: pd.DataFrame, *, covariates: Sequence[str], log2: 
         log2=[c for c in log2 if c in covariates],
         reference=reference,
     )
+    if level_map:
+        design = merge_levels_as_set(design, {c: dict(m) for c, m in level_map.items()})
     if EVENT in training.columns:
         design = merge_sparse_levels(design, training, event=EVENT)
         for note in design.merge_notes():
@@ -628,7 +637,7 @@ def compare_step(
     frame["cohort"] = risk.loc[frame.index, "cohort"]
     design = clinical_design(
         frame[frame["cohort"] == TRAINING], covariates=covariates,
-        log2=settings["log2_covariates"],
+        log2=settings["log2_covariates"], level_map=settings.get("merge_levels"),
     )  # fmt: skip
     no_rrs = _no_rrs_note(frame["rrs"], rrs_model)
     models = {"clinical": design.terms, "clinical + RRS": [*design.terms, "rrs"]}
