@@ -383,3 +383,46 @@ def test_the_best_cut_of_noise_is_not_significant_once_the_search_is_counted():
     assert p == cutoff_permutation_p(noise, time, event, n_permutations=500, seed=1)
     signal = pd.Series(np.log(time) * -1 + rng.normal(scale=0.3, size=n))
     assert cutoff_permutation_p(signal, time, event, n_permutations=500, seed=1) < 0.01
+
+
+def test_the_screen_inside_the_folds_stops_noise_from_looking_prognostic():
+    """Noise features, screened against a high-risk group drawn from the outcome (as naming
+    subtypes by training recurrence does): screened once outside the cross-validation they
+    look prognostic and the LASSO keeps them; screened again inside every fold, the held-out
+    subjects are unseen and the deviance says there is nothing."""
+    from rdls.survival.rrs import candidate_screen, high_risk_features
+
+    kept_outside, kept_inside, gain_outside, gain_inside = 0, 0, 0.0, 0.0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        n, p = 150, 200
+        X = pd.DataFrame(rng.normal(size=(n, p)), columns=[f"f{i}" for i in range(p)])
+        t, c = rng.exponential(30, n), rng.uniform(10, 100, n)
+        e, t = (t < c).astype(int), np.minimum(t, c)
+        high = pd.Series((e == 1) & (t < np.quantile(t, 0.4)), index=X.index)
+        table = high_risk_features(X, high, fdr=1.0, max_features=20)
+        chosen = table.loc[table["selected"], "feature"].tolist()
+        outside, cv_out = fit_rrs(X[chosen], t, e, seed=1, rule="min")
+        screen = candidate_screen(X, high, fdr=1.0, max_features=20)
+        inside, cv_in = fit_rrs(X, t, e, seed=1, rule="min", screen=screen)
+        assert set(inside.features) <= set(chosen)
+        kept_outside += len(outside.features)
+        kept_inside += len(inside.features)
+        gain_outside += cv_out["mean_deviance"].iloc[0] - cv_out["mean_deviance"].min()
+        gain_inside += cv_in["mean_deviance"].iloc[0] - cv_in["mean_deviance"].min()
+    assert kept_outside >= 30 and kept_inside <= kept_outside / 4
+    assert gain_inside < gain_outside / 4
+
+
+def test_a_fold_too_small_for_the_screen_keeps_nothing_and_an_empty_screen_is_refused():
+    from rdls.survival.rrs import candidate_screen
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(30, 4)), columns=list("abcd"))
+    high = pd.Series([True, True] + [False] * 28)
+    screen = candidate_screen(X, high, fdr=1.0, max_features=2)
+    assert len(screen(np.arange(30))) == 2
+    assert screen(np.arange(1, 30)) == []  # one high-risk subject left: nothing to compare
+    t, e = rng.exponential(10, 30), np.ones(30, int)
+    with pytest.raises(InputError, match="the candidate screen keeps no feature"):
+        fit_rrs(X, t, e, seed=0, screen=lambda rows: [])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -42,7 +43,12 @@ CUTOFF_METHODS = ("maxstat", "median")
 
 
 def high_risk_features(
-    X: pd.DataFrame, is_high_risk: pd.Series, *, fdr: float = 0.05, max_features: int = 50
+    X: pd.DataFrame,
+    is_high_risk: pd.Series,
+    *,
+    fdr: float = 0.05,
+    max_features: int = 50,
+    quiet: bool = False,
 ) -> pd.DataFrame:
     """Features that differ between the high-risk subtype and the other subjects.
 
@@ -59,6 +65,8 @@ def high_risk_features(
         Features with a BH-adjusted p-value below ``fdr`` are candidates (1: every feature).
     max_features : int
         At most this many candidates, those with the largest ``|effect|``, are selected.
+    quiet : bool
+        Do not log a screen that keeps nothing (the folds of a cross-validation).
 
     Returns
     -------
@@ -108,7 +116,7 @@ def high_risk_features(
         }
     )
     candidates = (table["p_adjusted"] < fdr) | (fdr >= 1)
-    if not candidates.any():
+    if not candidates.any() and not quiet:
         best = table.loc[table["p_adjusted"].idxmin()]
         log.warning(
             "no feature differs between the high-risk subtype (%d subjects) and the rest (%d) "
@@ -119,6 +127,32 @@ def high_risk_features(
     table["selected"] = table.index.isin(keep.index[:max_features])
     order = np.lexsort((-table["effect"].abs().to_numpy(), table["p_value"].to_numpy()))
     return table.iloc[order].reset_index(drop=True)
+
+
+def candidate_screen(
+    X: pd.DataFrame, is_high_risk: pd.Series, *, fdr: float, max_features: int
+) -> Callable[[np.ndarray], list[str]]:
+    """:func:`high_risk_features` as a function of the rows it may see, for ``fit_rrs``.
+
+    ``screen(rows)`` screens the subjects at positions ``rows`` of ``X`` and returns the
+    selected features; a set of rows whose high-risk group has fewer than two subjects keeps
+    none. Results are kept, so that repeated splits do not screen the same rows twice.
+    """
+    kept: dict[bytes, list[str]] = {}
+
+    def screen(rows: np.ndarray) -> list[str]:
+        key = np.asarray(rows, dtype=np.int64).tobytes()
+        if key not in kept:
+            try:
+                table = high_risk_features(X.iloc[rows], is_high_risk.iloc[rows], fdr=fdr,
+                                           max_features=max_features, quiet=True)  # fmt: skip
+            except InputError:
+                kept[key] = []
+            else:
+                kept[key] = table.loc[table["selected"], "feature"].astype(str).tolist()
+        return kept[key]
+
+    return screen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +302,7 @@ def fit_rrs(
     alpha_min_ratio: float = 0.01,
     rule: str = "1se",
     when_empty: str = "empty",
+    screen: Callable[[np.ndarray], Sequence[str]] | None = None,
     seed: int,
 ) -> tuple[RRSModel, pd.DataFrame]:
     """Fit the RRS: an elastic-net Cox model with the penalty chosen by cross-validation.
@@ -311,6 +346,12 @@ def fit_rrs(
     when_empty : {"empty", "largest_nonzero"}
         What a chosen alpha that keeps no feature gives: an empty RRS, or the largest alpha
         that keeps one (a documented fallback, not the cross-validation's choice).
+    screen : callable, optional
+        The candidate screen: given the positions of the training rows to screen on, the
+        names of the columns of ``X`` that enter the model. It is run on every fold's
+        training rows as well as on all rows, so that the cross-validated deviance judges the
+        whole procedure, the screen included (a screen run once outside the folds has seen
+        the held-out subjects). None: every column of ``X`` is a candidate.
     seed : int
         Seeds the fold split.
 
@@ -342,13 +383,23 @@ def fit_rrs(
         )
     mean = values.mean(axis=0)
     scale = values.std(axis=0)
-    constant = list(X.columns[scale == 0])
+    names = [str(c) for c in X.columns]
+
+    def columns_of(rows: np.ndarray) -> np.ndarray:
+        if screen is None:
+            return np.arange(len(names))
+        return np.array([names.index(str(c)) for c in screen(rows)], dtype=int)
+
+    candidates = columns_of(np.arange(len(t)))
+    if len(candidates) == 0:
+        raise InputError("the candidate screen keeps no feature of the training cohort.")
+    constant = [names[j] for j in candidates if scale[j] == 0]
     if constant:
         raise InputError(
             f"feature(s) {', '.join(map(repr, constant))} are constant in the training cohort; "
             "drop them from the RRS candidates."
         )
-    z = (values - mean) / scale
+    z = (values - mean) / np.where(scale == 0, 1.0, scale)
     y = Surv.from_arrays(event=e, time=t)
 
     def coxnet(alphas=None):
@@ -360,7 +411,7 @@ def fit_rrs(
         )
 
     try:
-        full = coxnet().fit(z, y)
+        full = coxnet().fit(z[:, candidates], y)
     except ArithmeticError as exc:
         raise InputError(
             f"the Coxnet path failed ({exc}); raise alpha_min_ratio (now {alpha_min_ratio})."
@@ -378,20 +429,26 @@ def fit_rrs(
     dev_sat_full = _saturated_loglik(t, e)
     cvraw = np.empty((folds, len(alphas)))
     fold_events = np.empty(folds)
+    fold_candidates = []
     for k, (train, held) in enumerate(splitter.split(z, e.astype(int))):
-        try:
-            with warnings.catch_warnings():  # a fold of noise may keep nothing: that is a result
-                warnings.filterwarnings("ignore", message="all coefficients are zero")
-                fit = coxnet(alphas).fit(z[train], y[train])
-        except ArithmeticError as exc:
-            raise InputError(
-                f"a cross-validation fit failed ({exc}); raise alpha_min_ratio (now "
-                f"{alpha_min_ratio}) or use fewer folds."
-            ) from exc
-        b = fit.coef_
-        if b.shape[1] < len(alphas):  # the fold's path stopped early: carry its last fit on
-            b = np.hstack([b, np.repeat(b[:, -1:], len(alphas) - b.shape[1], axis=1)])
-        eta = z @ b
+        chosen_here = columns_of(train)
+        fold_candidates.append(len(chosen_here))
+        if len(chosen_here) == 0:  # the fold's screen keeps nothing: its model is no score
+            eta = np.zeros((len(t), len(alphas)))
+        else:
+            try:
+                with warnings.catch_warnings():  # a fold of noise may keep nothing: a result
+                    warnings.filterwarnings("ignore", message="all coefficients are zero")
+                    fit = coxnet(alphas).fit(z[train][:, chosen_here], y[train])
+            except ArithmeticError as exc:
+                raise InputError(
+                    f"a cross-validation fit failed ({exc}); raise alpha_min_ratio (now "
+                    f"{alpha_min_ratio}) or use fewer folds."
+                ) from exc
+            b = fit.coef_
+            if b.shape[1] < len(alphas):  # the fold's path stopped early: carry its last on
+                b = np.hstack([b, np.repeat(b[:, -1:], len(alphas) - b.shape[1], axis=1)])
+            eta = z[:, chosen_here] @ b
         dev_full = 2.0 * (dev_sat_full - _cox_loglik(eta, t, e))
         dev_train = 2.0 * (
             _saturated_loglik(t[train], e[train]) - _cox_loglik(eta[train], t[train], e[train])
@@ -437,12 +494,16 @@ def fit_rrs(
             "chosen": np.arange(len(alphas)) == chosen,
         }
     )
+    if screen is not None:
+        log.info("RRS cross-validation: the screen kept %s candidates in the folds (%d on all "
+                 "training subjects)", fold_candidates, len(candidates))  # fmt: skip
     keep = np.flatnonzero(coef[:, chosen] != 0)
-    features = [str(X.columns[j]) for j in keep]
+    columns = candidates[keep]
+    features = [names[j] for j in columns]
     model = RRSModel(
         features=features,
-        mean={f: float(mean[j]) for f, j in zip(features, keep, strict=True)},
-        scale={f: float(scale[j]) for f, j in zip(features, keep, strict=True)},
+        mean={f: float(mean[j]) for f, j in zip(features, columns, strict=True)},
+        scale={f: float(scale[j]) for f, j in zip(features, columns, strict=True)},
         coefficients={f: float(coef[j, chosen]) for f, j in zip(features, keep, strict=True)},
         alpha=float(alphas[chosen]),
         l1_ratio=float(l1_ratio),
@@ -453,7 +514,7 @@ def fit_rrs(
         model.alpha,
         rule,
         len(features),
-        X.shape[1],
+        len(candidates),
         ", ".join(f"{f} {c:+.3f}" for f, c in model.coefficients.items()),
     )
     return model, cv
@@ -472,7 +533,8 @@ def rrs_chain(
     """The whole clinical + RRS procedure as one function, for the optimism bootstrap.
 
     ``fit(X, time, event)`` screens ``features`` for the high-risk subtype (the boolean column
-    ``high_risk`` of ``X``), fits the cross-validated Coxnet RRS on the candidates and then the
+    ``high_risk`` of ``X``), fits the cross-validated Coxnet RRS on the candidates (the screen
+    repeated inside every fold) and then the
     Cox model of the ``clinical`` columns plus the RRS (as rms ``validate`` refits it); it
     returns the linear predictor of any rows of ``X``. A resample whose screen or penalty
     keeps no feature gives the clinical model with an RRS of 0, as the workflow would.
@@ -485,12 +547,11 @@ def rrs_chain(
         t, e = np.asarray(time, float), np.asarray(event).astype(int)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = high_risk_features(X[features], X[high_risk].astype(bool), fdr=fdr,
-                                       max_features=max_features)  # fmt: skip
-            chosen = table.loc[table["selected"], "feature"].tolist()
+            screen = candidate_screen(X[features], X[high_risk].astype(bool), fdr=fdr,
+                                      max_features=max_features)  # fmt: skip
             model = RRSModel.without_features("no candidate")
-            if chosen:
-                model, _ = fit_rrs(X[chosen], t, e, seed=seed, **options)
+            if screen(np.arange(len(X))):
+                model, _ = fit_rrs(X[features], t, e, seed=seed, screen=screen, **options)
 
         def score(rows: pd.DataFrame) -> pd.Series:
             if model.empty:
@@ -518,7 +579,9 @@ def selection_frequency(
         ``feature``, ``selected`` (repeats that kept it), ``frequency``; plus a row
         ``feature = "(none)"`` counting the repeats whose RRS was empty. Sorted by frequency.
     """
-    kept = dict.fromkeys(map(str, X.columns), 0)
+    screen = options.get("screen")
+    names = screen(np.arange(len(X))) if screen is not None else X.columns
+    kept = dict.fromkeys(map(str, names), 0)
     empty = 0
     for r in range(repeats):
         with warnings.catch_warnings():

@@ -379,6 +379,7 @@ def rrs_fit_step(
     from rdls.survival._plots import plot_message
     from rdls.survival.rrs import (
         RRSModel,
+        candidate_screen,
         choose_cutoff,
         cutoff_permutation_p,
         fit_rrs,
@@ -425,13 +426,17 @@ def rrs_fit_step(
             keep=(out_candidates,),
         )
         return
+    # the screen is repeated inside every fold, so the deviance judges screen and LASSO alike
+    screen = candidate_screen(training, is_high.loc[training.index], fdr=settings["fdr"],
+                              max_features=settings["max_features"])  # fmt: skip
     options = {"l1_ratio": settings["l1_ratio"], "folds": settings["folds"],
-               "rule": settings["penalty_rule"], "when_empty": settings["when_empty"]}  # fmt: skip
-    model, cv = fit_rrs(training[chosen], frame[TIME], frame[EVENT], seed=seed, **options)
+               "rule": settings["penalty_rule"], "when_empty": settings["when_empty"],
+               "screen": screen}  # fmt: skip
+    model, cv = fit_rrs(training, frame[TIME], frame[EVENT], seed=seed, **options)
     cv.to_csv(out_cv, sep="\t", index=False)
     plot_cv_curve(cv, png=out_cv_figure[0], svg=out_cv_figure[1])
     frequency = selection_frequency(
-        training[chosen], frame[TIME], frame[EVENT], repeats=settings["stability_repeats"],
+        training, frame[TIME], frame[EVENT], repeats=settings["stability_repeats"],
         seed=seed, **options,
     )  # fmt: skip
     frequency.to_csv(out_frequency, sep="\t", index=False)
