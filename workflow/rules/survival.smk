@@ -61,6 +61,7 @@ if SURVIVAL:
                 "survival.ph_test",
                 "survival.firth",
                 "survival.imputation",
+                "survival.km",
                 "survival._plots",
                 "survival.steps",
                 "compare",
@@ -110,6 +111,7 @@ if SURVIVAL:
             subjects=SHEETS["subjects"],
             code=rdls_sources(
                 "survival.rrs",
+                "survival.km",
                 "survival._compare_plots",
                 "survival._plots",
                 "survival.steps",

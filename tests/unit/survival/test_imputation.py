@@ -10,7 +10,8 @@ from scipy import stats
 
 from rdls.errors import InputError
 from rdls.survival.cox import fit_cox, make_design
-from rdls.survival.imputation import impute_chained, nelson_aalen_at, pool_rubin
+from rdls.survival.imputation import impute_chained, pool_rubin
+from rdls.survival.km import nelson_aalen_at
 
 TIME, EVENT = "rfs_months", "rfs_event"
 

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from rdls.errors import InputError
+from rdls.survival.km import nelson_aalen_at
 
 #: Donors a predictive-mean match draws from (mice's default).
 DONORS = 5
@@ -95,16 +96,6 @@ def impute_chained(
             )
         completed.append(filled)
     return completed
-
-
-def nelson_aalen_at(time: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """The Nelson-Aalen cumulative hazard at each subject's own time (ties counted together)."""
-    order = np.sort(np.unique(time[event == 1]))
-    at_risk = np.array([(time >= t).sum() for t in order])
-    deaths = np.array([((time == t) & (event == 1)).sum() for t in order])
-    cumulative = np.cumsum(deaths / np.maximum(at_risk, 1))
-    position = np.searchsorted(order, time, side="right")
-    return np.concatenate([[0.0], cumulative])[position]
 
 
 def pool_rubin(

@@ -297,3 +297,12 @@ def _fail_if(bad: pd.Series, ids: pd.Series, what: str, fix: str) -> None:
     shown = ", ".join(ids[bad].iloc[:_SHOWN_IDS])
     more = f" and {bad.sum() - _SHOWN_IDS} more" if bad.sum() > _SHOWN_IDS else ""
     raise InputError(f"{what} for {bad.sum()} subjects ({shown}{more}). {fix}")
+
+
+def nelson_aalen_at(time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Nelson-Aalen cumulative hazard at each subject's own time (events at t included)."""
+    times, inverse = np.unique(time, return_inverse=True)
+    deaths = np.bincount(inverse, weights=event.astype(float), minlength=len(times))
+    leaving = np.bincount(inverse, minlength=len(times))
+    at_risk = leaving[::-1].cumsum()[::-1]
+    return np.cumsum(deaths / at_risk)[inverse]

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control, mannwhitneyu
 
 from rdls.errors import InputError, some
+from rdls.survival.km import nelson_aalen_at
 
 log = logging.getLogger(__name__)
 
@@ -632,7 +633,7 @@ def choose_cutoff(
     t, e = _survival(time, event, s.index, where="cut-off cohort")
     x = s.to_numpy(dtype=float)
     n = len(x)
-    a = e - _nelson_aalen_at(t, e)
+    a = e - nelson_aalen_at(t, e)
     ss = ((a - a.mean()) ** 2).sum()
     if ss == 0:
         raise InputError("the cut-off cohort has no usable events; a log-rank cut needs some.")
@@ -700,7 +701,7 @@ def cutoff_permutation_p(
     t, e = _survival(time, event, s.index, where="cut-off cohort")
     x = s.to_numpy(dtype=float)
     n = len(x)
-    a = e - _nelson_aalen_at(t, e)
+    a = e - nelson_aalen_at(t, e)
     ss = ((a - a.mean()) ** 2).sum()
     order = np.argsort(x, kind="mergesort")
     xs = x[order]
@@ -746,15 +747,6 @@ def _saturated_loglik(time: np.ndarray, event: np.ndarray) -> float:
     """glmnet's saturated Cox log-likelihood: ``-sum d_k log d_k`` over tied event times."""
     _, d = np.unique(time[event.astype(bool)], return_counts=True)
     return float(-(d * np.log(d)).sum())
-
-
-def _nelson_aalen_at(time: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """Nelson-Aalen cumulative hazard at each subject's own time (events at t included)."""
-    times, inverse = np.unique(time, return_inverse=True)
-    deaths = np.bincount(inverse, weights=event.astype(float), minlength=len(times))
-    leaving = np.bincount(inverse, minlength=len(times))
-    at_risk = leaving[::-1].cumsum()[::-1]
-    return np.cumsum(deaths / at_risk)[inverse]
 
 
 def _feature_matrix(X: pd.DataFrame, *, where: str) -> np.ndarray:
