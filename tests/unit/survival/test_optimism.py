@@ -108,6 +108,19 @@ def test_pure_noise_looks_predictive_until_corrected():
     pd.testing.assert_frame_equal(table, again)
 
 
+def test_a_reported_model_fitted_elsewhere_gets_the_procedures_optimism():
+    X, time, event = _noise(150, 10, seed=4)
+    plain = bootstrap_optimism(_cox, X, time, event, n_boot=30, seed=5, horizon=40)
+    reported = X.iloc[:, 0].to_numpy()  # any linear predictor of the reported model
+    table = bootstrap_optimism(_cox, X, time, event, n_boot=30, seed=5, horizon=40,
+                               apparent_lp=reported)  # fmt: skip
+    pd.testing.assert_series_equal(table["optimism"], plain["optimism"])
+    expected = performance(reported, time, event, horizon=40)
+    pd.testing.assert_series_equal(table["apparent"], expected, check_names=False)
+    pd.testing.assert_series_equal(table["corrected"], expected - plain["optimism"],
+                                   check_names=False)  # fmt: skip
+
+
 def test_resamples_the_procedure_cannot_fit_are_skipped_and_counted(caplog):
     X, time, event = _noise(120, 2, seed=6)
     calls = {"n": 0}

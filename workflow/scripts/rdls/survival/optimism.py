@@ -55,6 +55,7 @@ def bootstrap_optimism(
     n_boot: int = 200,
     seed: int,
     horizon: float | None = None,
+    apparent_lp=None,
 ) -> pd.DataFrame:
     """Apparent, optimism and optimism-corrected performance of the procedure ``fit``.
 
@@ -74,6 +75,11 @@ def bootstrap_optimism(
         Seeds the resamples (``numpy.random.default_rng(seed)``).
     horizon : float, optional
         Time of the AUC; without it the table has no AUC row.
+    apparent_lp : array-like, optional
+        The linear predictor, on ``X``, of the model that is reported, where that model was
+        not fitted by ``fit`` on ``X`` alone (an RRS fitted on subjects whose clinical
+        covariates are incomplete, say): its apparent performance is the one corrected. By
+        default the procedure fitted on ``X``.
 
     Returns
     -------
@@ -104,7 +110,9 @@ def bootstrap_optimism(
     if not e.any():
         raise InputError("optimism correction: the cohort has no events.")
     e = e.astype(bool)
-    apparent = performance(fit(X, t, e)(X), t, e, horizon=horizon)
+    if apparent_lp is None:
+        apparent_lp = fit(X, t, e)(X)
+    apparent = performance(np.asarray(apparent_lp, dtype=float), t, e, horizon=horizon)
     rng = np.random.default_rng(seed)
     differences, failures = [], 0
     for _ in range(n_boot):

@@ -23,6 +23,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -128,6 +129,18 @@ def high_risk_features(
     table["selected"] = table.index.isin(keep.index[:max_features])
     order = np.lexsort((-table["effect"].abs().to_numpy(), table["p_value"].to_numpy()))
     return table.iloc[order].reset_index(drop=True)
+
+
+@contextmanager
+def _quiet_log():
+    """Silence this module's log for the hundreds of refits of a bootstrap or repeated CV,
+    whose empty fits are counted in their own tables, not worth a warning each."""
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def candidate_screen(
@@ -546,7 +559,7 @@ def rrs_chain(
     def fit(X: pd.DataFrame, time, event):
         X = X.reset_index(drop=True)  # a bootstrap resample repeats subjects
         t, e = np.asarray(time, float), np.asarray(event).astype(int)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_log():
             warnings.simplefilter("ignore")
             screen = candidate_screen(X[features], X[high_risk].astype(bool), fdr=fdr,
                                       max_features=max_features)  # fmt: skip
@@ -585,7 +598,7 @@ def selection_frequency(
     kept = dict.fromkeys(map(str, names), 0)
     empty = 0
     for r in range(repeats):
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_log():
             warnings.simplefilter("ignore")
             split_seed = int(np.random.default_rng([seed, r]).integers(2**31))
             model, _ = fit_rrs(X, time, event, seed=split_seed, **options)

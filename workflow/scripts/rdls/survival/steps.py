@@ -859,9 +859,12 @@ def training_optimism(
             table = table.assign(optimism=np.nan, corrected=np.nan, resamples=0,
                                  note=LASSO_NOT_CORRECTED)  # fmt: skip
         elif "rrs" in columns and rrs_procedure is not None and rrs_inputs is not None:
+            # apparent: the locked model (its RRS fitted on every training subject); optimism:
+            # the whole chain, screen and LASSO included, repeated in each resample
+            locked = refit_cox(list(columns))(X, time, event)(X)
             table = bootstrap_optimism(
                 rrs_procedure, X.join(rrs_inputs.drop(columns=X.columns, errors="ignore")),
-                time, event, n_boot=n_boot, seed=seed, horizon=horizon,
+                time, event, n_boot=n_boot, seed=seed, horizon=horizon, apparent_lp=locked,
             ).rename(columns={"n": "resamples"})  # fmt: skip
             table["note"] = RRS_CORRECTED
         elif "rrs" in columns:
