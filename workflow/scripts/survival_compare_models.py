@@ -18,6 +18,7 @@ compare_step(
     cohorts=snakemake.params.cohorts,
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
+    threads=snakemake.threads,
     out_tables={name: out[name] for name in TABLES},
     out_locked=out.locked,
     out_figures={

@@ -108,6 +108,13 @@ def test_pure_noise_looks_predictive_until_corrected():
     pd.testing.assert_frame_equal(table, again)
 
 
+def test_resamples_refitted_in_parallel_give_the_same_table():
+    X, time, event = _noise(120, 5, seed=6)
+    serial = bootstrap_optimism(_cox, X, time, event, n_boot=20, seed=7, horizon=40)
+    parallel = bootstrap_optimism(_cox, X, time, event, n_boot=20, seed=7, horizon=40, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
 def test_a_reported_model_fitted_elsewhere_gets_the_procedures_optimism():
     X, time, event = _noise(150, 10, seed=4)
     plain = bootstrap_optimism(_cox, X, time, event, n_boot=30, seed=5, horizon=40)

@@ -56,6 +56,7 @@ def bootstrap_optimism(
     seed: int,
     horizon: float | None = None,
     apparent_lp=None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Apparent, optimism and optimism-corrected performance of the procedure ``fit``.
 
@@ -114,19 +115,19 @@ def bootstrap_optimism(
         apparent_lp = fit(X, t, e)(X)
     apparent = performance(np.asarray(apparent_lp, dtype=float), t, e, horizon=horizon)
     rng = np.random.default_rng(seed)
-    differences, failures = [], 0
-    for _ in range(n_boot):
-        rows = rng.integers(0, len(t), len(t))
-        X_b, t_b, e_b = X.iloc[rows], t[rows], e[rows]
-        try:
-            predict = fit(X_b, t_b, e_b)
-            on_resample = performance(predict(X_b), t_b, e_b, horizon=horizon)
-            on_original = performance(predict(X), t, e, horizon=horizon)
-        except InputError as error:
-            failures += 1
-            log.debug("optimism resample skipped: %s", error)
-            continue
-        differences.append(on_resample - on_original)
+    resamples = [rng.integers(0, len(t), len(t)) for _ in range(n_boot)]
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        found = Parallel(n_jobs=n_jobs)(
+            delayed(_one_resample)(fit, X, t, e, rows, horizon) for rows in resamples
+        )
+    else:
+        found = [_one_resample(fit, X, t, e, rows, horizon) for rows in resamples]
+    differences = [d for d in found if not isinstance(d, str)]
+    failures = len(found) - len(differences)
+    for reason in dict.fromkeys(d for d in found if isinstance(d, str)):
+        log.debug("optimism resample skipped: %s", reason)
     if not differences:
         raise InputError(
             f"optimism correction: the model could not be fitted on any of {n_boot} resamples "
@@ -145,6 +146,18 @@ def bootstrap_optimism(
             "n": stacked.notna().sum(axis=1).astype(int),
         }
     )
+
+
+def _one_resample(fit: Procedure, X, t, e, rows, horizon) -> pd.Series | str:
+    """Performance on the resample minus on the original data, or why it could not be fitted."""
+    X_b, t_b, e_b = X.iloc[rows], t[rows], e[rows]
+    try:
+        predict = fit(X_b, t_b, e_b)
+        on_resample = performance(predict(X_b), t_b, e_b, horizon=horizon)
+        on_original = performance(predict(X), t, e, horizon=horizon)
+    except InputError as error:
+        return str(error)
+    return on_resample - on_original
 
 
 def refit_cox(columns: list[str]) -> Procedure:

@@ -765,7 +765,8 @@ def _saturated_loglik(time: np.ndarray, event: np.ndarray) -> float:
 def _feature_matrix(X: pd.DataFrame, *, where: str) -> np.ndarray:
     if not isinstance(X, pd.DataFrame) or X.shape[1] == 0 or X.shape[0] == 0:
         raise InputError(f"{where}: expected a non-empty table of subjects x features.")
-    non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in X.dtypes]
+    non_numeric = [c for c, ok in zip(X.columns, numeric, strict=True) if not ok]
     if non_numeric:
         raise InputError(
             f"{where}: column(s) {some(non_numeric)} are not numeric; encode or drop them."

@@ -618,6 +618,7 @@ def compare_step(
     features: str | Path | None = None,
     assignments: str | Path | None = None,
     radiomics: str | Path | None = None,
+    threads: int = 1,
 ) -> None:
     """The clinical model against clinical + RRS, fitted in training, in every cohort.
 
@@ -700,7 +701,7 @@ def compare_step(
         )
     optimism = training_optimism(
         data[TRAINING], models=models, n_boot=comparison["optimism_resamples"], seed=seed,
-        horizon=horizon, rrs_procedure=procedure, rrs_inputs=inputs,
+        horizon=horizon, rrs_procedure=procedure, rrs_inputs=inputs, n_jobs=threads,
     )  # fmt: skip
     optimism.to_csv(out_tables["optimism"], sep="\t", index=False)
     log.info("training cohort, apparent and optimism-corrected:\n%s", optimism.to_string())
@@ -840,6 +841,7 @@ def training_optimism(
     horizon: float,
     rrs_procedure=None,
     rrs_inputs: pd.DataFrame | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Apparent and optimism-corrected training performance of each model (rms validate).
 
@@ -865,6 +867,7 @@ def training_optimism(
             table = bootstrap_optimism(
                 rrs_procedure, X.join(rrs_inputs.drop(columns=X.columns, errors="ignore")),
                 time, event, n_boot=n_boot, seed=seed, horizon=horizon, apparent_lp=locked,
+                n_jobs=n_jobs,
             ).rename(columns={"n": "resamples"})  # fmt: skip
             table["note"] = RRS_CORRECTED
         elif "rrs" in columns:
@@ -875,7 +878,7 @@ def training_optimism(
         else:
             table = bootstrap_optimism(
                 refit_cox(list(columns)), X, time, event, n_boot=n_boot, seed=seed,
-                horizon=horizon,
+                horizon=horizon, n_jobs=n_jobs,
             ).rename(columns={"n": "resamples"})  # fmt: skip
             table["note"] = ""
         tables.append(table.rename_axis("measure").reset_index().assign(model=name))
