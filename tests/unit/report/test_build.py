@@ -184,3 +184,17 @@ def test_calibration_is_summarised_by_slope_observed_expected_and_ici(html):
 
 def test_too_few_events_per_variable_is_warned_in_the_report(html):
     assert "clinical: 6.0 training events per variable: below 10, expect overfitting." in html
+
+
+def test_an_unstable_rrs_is_flagged_above_its_coefficients(tmp_path, results_tree, config):
+    import json
+
+    root = tmp_path / "results"
+    shutil.copytree(results_tree[0], root)
+    path = root / "survival/rrs/model.json"
+    model = json.loads(path.read_text())
+    model["notes"] = ["unstable: 63 of 100 repeated cross-validation splits keep no feature"]
+    path.write_text(json.dumps(model))
+    body = sections.rrs_html(Files(discover_inputs(root)), config)
+    assert "Unstable: 63 of 100 repeated cross-validation splits keep no feature." in body
+    assert body.index("Unstable") < body.index("Locked coefficients")

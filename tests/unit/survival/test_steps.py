@@ -201,3 +201,16 @@ def test_the_rrs_chain_in_the_bootstrap_takes_back_what_selecting_noise_gained()
     assert table.loc[("clinical + RRS", "Slope"), "corrected"] < 0.8
     assert table.loc[("clinical + RRS", "C"), "note"] == RRS_CORRECTED
     assert table.loc[("clinical + RRS", "C"), "resamples"] >= 25
+
+
+def test_an_rrs_most_splits_leave_empty_is_called_unstable():
+    from rdls.survival.steps import unstable_rrs_note
+
+    def frequency(empty):
+        return pd.DataFrame({"feature": ["(none)", "f1"], "selected": [empty, 100 - empty],
+                             "frequency": [empty / 100, (100 - empty) / 100]})  # fmt: skip
+
+    assert unstable_rrs_note(frequency(63)).startswith(
+        "unstable: 63 of 100 repeated cross-validation splits keep no feature"
+    )
+    assert unstable_rrs_note(frequency(49)) == ""

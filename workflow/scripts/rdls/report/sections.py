@@ -962,6 +962,9 @@ def rrs_html(files: Files, config: Mapping) -> str:
                 f"({model.get('cutoff_method', 'n/a')}{_cutoff_p(model)}). {captions.rrs(config)}"
             )
         )
+        if notes := model.get("notes"):
+            text = "; ".join(notes)
+            parts.append(notice(text[:1].upper() + text[1:] + "."))
         columns = {"feature": "Feature", "coefficient": "Coefficient"}
         caption = "Locked coefficients of the RRS (standardised features), by absolute size."
         parts.append(table(frame, caption=caption, columns=columns, source=_src("rrs_model")))

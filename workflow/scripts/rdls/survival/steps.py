@@ -249,6 +249,19 @@ def clinical_design(
     return design
 
 
+def unstable_rrs_note(frequency: pd.DataFrame) -> str:
+    """A note where most repeated cross-validation splits keep no feature, else ``""``."""
+    empty = frequency.loc[frequency["feature"] == "(none)"]
+    if empty.empty or float(empty["frequency"].iloc[0]) < 0.5:
+        return ""
+    repeats = round(int(empty["selected"].iloc[0]) / float(empty["frequency"].iloc[0]))
+    return (
+        f"unstable: {int(empty['selected'].iloc[0])} of {repeats} repeated cross-validation "
+        "splits keep no feature, so the locked features come from one split's choice and are "
+        "not a stable finding (selection_frequency.tsv)"
+    )
+
+
 def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str = "km"):
     """A Cox fit of one cohort, or None and the reason it cannot be estimated there.
 
@@ -442,6 +455,9 @@ def rrs_fit_step(
     frequency.to_csv(out_frequency, sep="\t", index=False)
     log.info("selection over %d cross-validation splits:\n%s", settings["stability_repeats"],
              frequency.head(12).to_string())  # fmt: skip
+    if not model.empty and (note := unstable_rrs_note(frequency)):
+        log.warning("%s", note)
+        model = replace(model, notes=[*model.notes, note])
     if model.empty:
         reason = "; ".join(model.notes)
         Path(out_model).write_text(json.dumps(model.to_dict(), indent=1))
