@@ -15,4 +15,5 @@ echo "== snakemake --lint" >&2
 snakemake --lint --cores 1 >/dev/null
 echo "== pytest" >&2
 # pytest exits 5 when it collected no test: that is a failure here too.
-python -m pytest "$@"
+# The slowest tests are listed at the end, to see where CI time goes.
+python -m pytest --durations=25 "$@"
