@@ -497,6 +497,21 @@ def fit_cox(
     )
 
 
+def hazard_table(terms, *, coef, se, ci_lower, ci_upper, p_value) -> pd.DataFrame:
+    """``CoxResult.table`` from log hazard ratios and their bounds (exponentiated here)."""
+    return pd.DataFrame(
+        {
+            "term": list(terms),
+            "coef": np.asarray(coef, float),
+            "se": np.asarray(se, float),
+            "hazard_ratio": np.exp(coef),
+            "ci_lower": np.exp(ci_lower),
+            "ci_upper": np.exp(ci_upper),
+            "p_value": np.asarray(p_value, float),
+        }
+    )
+
+
 def _fit_firth(design: CoxDesign, data: pd.DataFrame, *, dropped: int) -> CoxResult:
     from rdls.survival.firth import firth_fit
     from rdls.survival.optimism import harrell_c
@@ -504,17 +519,8 @@ def _fit_firth(design: CoxDesign, data: pd.DataFrame, *, dropped: int) -> CoxRes
     x = data[design.terms].to_numpy(float)
     time, event = data["__time"].to_numpy(float), data["__event"].to_numpy(float)
     fit = firth_fit(x, time, event)
-    table = pd.DataFrame(
-        {
-            "term": design.terms,
-            "coef": fit.coef,
-            "se": fit.se,
-            "hazard_ratio": np.exp(fit.coef),
-            "ci_lower": np.exp(fit.ci_lower),
-            "ci_upper": np.exp(fit.ci_upper),
-            "p_value": fit.p_value,
-        }
-    )
+    table = hazard_table(design.terms, coef=fit.coef, se=fit.se, ci_lower=fit.ci_lower,
+                         ci_upper=fit.ci_upper, p_value=fit.p_value)  # fmt: skip
     return CoxResult(
         table=table,
         ph_test=pd.DataFrame(columns=["term", "statistic", "df", "p_value"]),

@@ -36,6 +36,8 @@ DIFFERENCE_COLUMNS = ["cohort", "model_a", "model_b", "difference", "ci_lower", 
                       "p_value", "se", "note"]  # fmt: skip
 #: How a table says that subjects missing a covariate were left out of a cohort's model.
 COMPLETE_CASES_NOTE = "complete cases: subjects missing a covariate left out"
+#: What ``rdls.survival.cox.hazard_table`` needs, as Rubin's rules give it.
+HAZARD_INPUTS = ("coef", "se", "ci_lower", "ci_upper", "p_value")
 #: How a table says that a cohort's model was fitted by Firth's penalised likelihood.
 FIRTH_NOTE = "Firth's penalised likelihood (profile-likelihood 95% CI and p)"
 RRS_PALETTE = {"low": "#1b7837", "high": "#b2182b"}
@@ -271,10 +273,7 @@ def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str
     """
     from rdls.survival.cox import fit_cox
 
-    events = int(frame[EVENT].sum())
-    if events <= len(design.terms):
-        note = f"not estimated: {events} events for {len(design.terms)} terms in the {what}"
-        log.warning(note)
+    if note := _too_few_events(frame, design=design, what=what):
         return None, note
     try:
         return fit_cox(frame, time=TIME, event=EVENT, design=design,
@@ -291,6 +290,16 @@ def fit_cox_or_note(frame: pd.DataFrame, *, design, what: str, ph_transform: str
     return result, f"{FIRTH_NOTE} ({reason})"
 
 
+def _too_few_events(frame: pd.DataFrame, *, design, what: str) -> str:
+    """The note of a cohort with no more events than the model has terms, else ``""``."""
+    events = int(frame[EVENT].sum())
+    if events > len(design.terms):
+        return ""
+    note = f"not estimated: {events} events for {len(design.terms)} terms in the {what}"
+    log.warning(note)
+    return note
+
+
 def fit_cox_imputed(
     frame: pd.DataFrame, *, design, what: str, m: int, seed: int, ph_transform: str = "km"
 ):
@@ -302,13 +311,10 @@ def fit_cox_imputed(
     proportional-hazards test, a diagnostic with no pooling rule, is that of the complete
     cases. Returns ``(result, note)`` as :func:`fit_cox_or_note`.
     """
-    from rdls.survival.cox import CoxResult, fit_cox, merged_values
+    from rdls.survival.cox import CoxResult, fit_cox, hazard_table, merged_values
     from rdls.survival.imputation import impute_chained, pool_rubin
 
-    events = int(frame[EVENT].sum())
-    if events <= len(design.terms):
-        note = f"not estimated: {events} events for {len(design.terms)} terms in the {what}"
-        log.warning(note)
+    if note := _too_few_events(frame, design=design, what=what):
         return None, note
     incomplete = int(frame[design.covariates].isna().any(axis=1).sum())
     datasets = impute_chained(
@@ -337,17 +343,7 @@ def fit_cox_imputed(
         np.array([fit.table["se"].to_numpy() ** 2 for fit in fits]),
         complete_df=len(frame) - len(design.terms),
     )
-    table = pd.DataFrame(
-        {
-            "term": design.terms,
-            "coef": pooled["coef"].to_numpy(),
-            "se": pooled["se"].to_numpy(),
-            "hazard_ratio": np.exp(pooled["coef"].to_numpy()),
-            "ci_lower": np.exp(pooled["ci_lower"].to_numpy()),
-            "ci_upper": np.exp(pooled["ci_upper"].to_numpy()),
-            "p_value": pooled["p_value"].to_numpy(),
-        }
-    )
+    table = hazard_table(design.terms, **{c: pooled[c].to_numpy() for c in HAZARD_INPUTS})
     complete, _ = fit_cox_or_note(frame, design=design, what=f"{what} (complete cases)",
                                   ph_transform=ph_transform)  # fmt: skip
     ph_test = complete.ph_test if complete is not None else fits[0].ph_test.iloc[0:0]
