@@ -55,6 +55,10 @@ if DEMO:
         output:
             slides=[f"{DEMO_ROOT}/{path}" for path in DEMO_PLAN.slides["path"]],
             truth=demo_truth("slides"),
+            nuclei=[
+                f"{DEMO_ROOT}/truth/slide_nuclei/{slide}.parquet"
+                for slide in DEMO_PLAN.slides["slide_id"]
+            ],
         log:
             "logs/demo/slides.log",
         benchmark:

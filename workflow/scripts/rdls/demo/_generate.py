@@ -109,9 +109,14 @@ def generate_mri(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.Da
 
 
 def generate_slides(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd.DataFrame:
-    """Write every whole-slide image; return the per-slide truth (densities, stroma)."""
+    """Write every whole-slide image; return the per-slide truth (densities, stroma).
+
+    Each slide's drawn nuclei (one row each: centre, class, compartment, size) go to the
+    truth table ``slide_nuclei/<slide_id>.parquet``.
+    """
     root = Path(root)
     subtypes, centres = plan.subtype_of, plan.centre_of
+    nuclei = root / TRUTH / "slide_nuclei"
     tasks = [
         {
             "slide_id": slide["slide_id"],
@@ -121,10 +126,12 @@ def generate_slides(plan: DemoPlan, *, root: str | Path, threads: int = 1) -> pd
             "mpp": CENTRES[centres[slide["subject_id"]]]["slide_mpp"],
             "size_px": plan.scale.slide_size_px,
             "seed": (plan.seed, index),
+            "nuclei_out": str(nuclei / f"{slide['slide_id']}.parquet"),
         }
         for index, slide in plan.slides.iterrows()
     ]
     (root / "slides").mkdir(parents=True, exist_ok=True)
+    nuclei.mkdir(parents=True, exist_ok=True)
     truth = pd.DataFrame(_run_parallel(_slide_task, tasks, threads, what="slides"))
     _write_truth(truth, root, "slides.tsv")
     return truth
@@ -283,6 +290,7 @@ def _slide_task(task: dict) -> dict:
         mpp=task["mpp"],
         size_px=task["size_px"],
         rng=item_rng(seed, "slides", index),
+        nuclei_out=task.get("nuclei_out"),
     )
     return {"slide_id": task["slide_id"], "subject_id": task["subject_id"],
             "subtype": task["subtype"], **truth}  # fmt: skip
