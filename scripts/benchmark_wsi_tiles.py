@@ -110,6 +110,7 @@ def slide_times(sizes: list[tuple[int, int]], *, threads: int) -> None:
             quantify_step(slide_id="bench", path=path, mpp=None, tiles=f"{stem}.tiles.parquet",
                           status=f"{stem}.tiles.tsv", settings=settings, threads=threads,
                           out_tiles=f"{stem}.parquet", out_metrics=f"{stem}.tsv",
+                          out_nuclei=f"{stem}.nuclei.parquet",
                           out_heatmap=f"{stem}.heatmap.png")  # fmt: skip
             quantify_s = time.perf_counter() - start
             n_tiles = len(pd.read_parquet(f"{stem}.parquet"))

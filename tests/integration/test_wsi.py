@@ -13,7 +13,8 @@ from tests.integration.conftest import deploy, snakemake
 pytestmark = pytest.mark.integration
 METRICS = ["slide_id", "subject_id", "tissue_mm2", "tiles", "lymphocyte_density_mm2",
            "intratumoral_lymphocyte_density_mm2", "stromal_lymphocyte_density_mm2",
-           "exclusion_index", "stroma_fraction", "tumour_stroma_ratio", "qc_flags"]  # fmt: skip
+           "margin_lymphocyte_density_mm2", "exclusion_index", "lymphocyte_distance_um",
+           "stroma_fraction", "tumour_stroma_ratio", "immune_phenotype", "qc_flags"]  # fmt: skip
 
 
 def test_every_demo_slide_gets_metrics_a_heatmap_and_a_progress_log(tiny_run):

@@ -41,17 +41,24 @@ if WSI:
             "../scripts/wsi_tissue.py"
 
     rule wsi_quantify:
-        """Nuclei, lymphocytes and compartments of every tile; the slide's metrics."""
+        """Every nucleus classified and placed in its compartment; the slide's metrics."""
         input:
             slide=slide_path,
             tiles="results/wsi/tiles/{slide}.parquet",
             status="results/wsi/tiles/{slide}.tsv",
             classifier=wsi_classifier_checkpoint,
             code=rdls_sources(
-                "wsi.tiles", "wsi.metrics", "wsi.slide", "wsi.steps", "wsi.classifier"
+                "wsi.tiles",
+                "wsi.nuclei",
+                "wsi.compartments",
+                "wsi.metrics",
+                "wsi.slide",
+                "wsi.steps",
+                "wsi.classifier",
             ),
         output:
             tiles="results/wsi/quantified/{slide}.parquet",
+            nuclei="results/wsi/nuclei/{slide}.parquet",
             metrics="results/wsi/quantified/{slide}.tsv",
             heatmap=report(
                 "results/wsi/heatmaps/{slide}.png",

@@ -13,6 +13,7 @@ quantify_step(
     settings=snakemake.params.settings,
     threads=snakemake.threads,
     out_tiles=snakemake.output.tiles,
+    out_nuclei=snakemake.output.nuclei,
     out_metrics=snakemake.output.metrics,
     out_heatmap=snakemake.output.heatmap,
     allow_exclusions=snakemake.params.allow_exclusions,

@@ -498,6 +498,7 @@ def _slide_steps(folder: Path, slide_id: str, path: Path, mpp, settings) -> dict
     quantify_step(slide_id=slide_id, path=path, mpp=mpp, tiles=folder / f"{slide_id}_tiles.parquet",
                   status=out["status"], settings=settings, threads=1,
                   out_tiles=folder / f"{slide_id}_quantified.parquet", out_metrics=out["metrics"],
+                  out_nuclei=folder / f"{slide_id}_nuclei.parquet",
                   out_heatmap=folder / f"{slide_id}_heatmap.png",
                   allow_exclusions=True)  # fmt: skip
     return out

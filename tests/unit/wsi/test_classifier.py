@@ -2,7 +2,6 @@
 its configuration can be wrong fails naming the key and the fix."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -10,7 +9,6 @@ from rdls.config import validate_config
 from rdls.demo._slides import write_slide
 from rdls.errors import InputError
 from rdls.wsi.classifier import ClassifierSettings, classify_tiles
-from rdls.wsi.metrics import compartments, slide_metrics
 from rdls.wsi.slide import open_slide, thumbnail, tile_grid, tissue_mask
 from rdls.wsi.steps import quantify_slide
 
@@ -71,24 +69,9 @@ def test_tiles_get_the_class_and_compartment_the_checkpoint_gives(checkpoint):
     assert np.all(result["classifier_probability"] > 0.5)
 
 
-def test_no_checkpoint_means_the_eosin_rule():
+def test_no_checkpoint_means_the_pixel_compartments_alone():
     assert ClassifierSettings.from_config({"checkpoint": None, "classes": []}) is None
     assert ClassifierSettings.from_config(None) is None
-
-
-def test_classifier_compartments_override_the_eosin_rule():
-    tiles = pd.DataFrame({"x": [0, 1, 2], "y": 0, "tissue_fraction": 1.0,
-                          "eosin_fraction": [0.9, 0.0, 0.0], "n_lymphocytes": [10, 20, 0],
-                          "tile_class": "tumour"})  # fmt: skip
-    assert list(compartments(tiles, tile_mm2=0.0164)) == ["stroma", "tumour", "tumour"]
-    tiles["compartment"] = ["tumour", "stroma", "other"]
-    assert list(compartments(tiles, tile_mm2=0.0164)) == ["tumour", "stroma", "other"]
-    metrics = slide_metrics(tiles, tile_mm2=1.0)
-    # "other" tissue counts in the tissue area, in neither compartment.
-    assert metrics["tissue_mm2"] == 3.0
-    assert metrics["stroma_fraction"] == pytest.approx(1 / 3)
-    assert metrics["intratumoral_lymphocyte_density_mm2"] == 10.0
-    assert metrics["stromal_lymphocyte_density_mm2"] == 20.0
 
 
 def test_a_slide_quantified_with_the_checkpoint_carries_its_classes(checkpoint, tmp_path):
@@ -103,16 +86,22 @@ def test_a_slide_quantified_with_the_checkpoint_carries_its_classes(checkpoint, 
     settings = {"stain_normalisation": "none",
                 "classifier": {"checkpoint": str(checkpoint), "classes": CLASSES,
                                "mean": [0, 0, 0], "std": [1, 1, 1], "input_px": 32}}  # fmt: skip
-    table = quantify_slide(path, grid, slide_mpp=0.5, tile_px=128, tile_mpp=0.5,
-                           settings=settings)  # fmt: skip
+    table, nuclei, _ = quantify_slide(path, grid, slide_mpp=0.5, tile_px=128, tile_mpp=0.5,
+                                      settings=settings)  # fmt: skip
     assert len(table) == len(grid) > 0
     assert set(table["compartment"]) <= {"tumour", "stroma", "background"}
     assert table["classifier_probability"].between(0, 1).all()
-    plain = quantify_slide(path, grid, slide_mpp=0.5, tile_px=128, tile_mpp=0.5,
-                           settings={"stain_normalisation": "none"})  # fmt: skip
+    plain, plain_nuclei, _ = quantify_slide(path, grid, slide_mpp=0.5, tile_px=128, tile_mpp=0.5,
+                                            settings={"stain_normalisation": "none"})  # fmt: skip
     assert "compartment" not in plain.columns
-    # The nuclei are counted the same way with or without the classifier.
+    # The nuclei are classified the same way with or without the classifier; only their
+    # compartment follows it: nothing stays epithelium on a tile it calls stroma.
     assert table["n_lymphocytes"].tolist() == plain["n_lymphocytes"].tolist()
+    assert nuclei["nucleus_class"].tolist() == plain_nuclei["nucleus_class"].tolist()
+    stroma_tiles = np.flatnonzero(table["compartment"].to_numpy() == "stroma")
+    on_stroma = nuclei[nuclei["tile"].isin(stroma_tiles)]
+    assert not (on_stroma["compartment"] == "epithelium").any()
+    assert (table.loc[table["compartment"] == "stroma", "epithelium_mm2"] == 0).all()
 
 
 def test_missing_checkpoint_names_the_key_and_the_fix(tmp_path):

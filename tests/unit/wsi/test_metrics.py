@@ -1,4 +1,4 @@
-"""Slide metrics from tile tables: compartments, densities, exclusion index, by subtype."""
+"""Slide metrics from tile and nucleus tables: densities by compartment, exclusion, phenotype."""
 
 import numpy as np
 import pandas as pd
@@ -6,10 +6,11 @@ import pytest
 
 from rdls.errors import InputError
 from rdls.wsi.metrics import (
+    PhenotypeSettings,
     compare_by_subtype,
-    compartments,
+    density_grid,
     grid_index,
-    heatmap_grids,
+    immune_phenotype,
     slide_metrics,
 )
 
@@ -17,49 +18,78 @@ TILE_MM2 = 0.128**2  # 256 px at 0.5 um/px
 
 
 def tiles(rows):
-    """Tiles from (tumour?, lymphocytes, tissue fraction) triples on a row of the grid."""
-    records = []
-    for i, (tumour, lymphocytes, fraction) in enumerate(rows):
-        records.append({"x": 256 * i, "y": 0, "tissue_fraction": fraction,
-                        "eosin_fraction": 0.1 if tumour else 0.7, "n_lymphocytes": lymphocytes,
-                        "tile_class": "tumour" if tumour else "stroma"})  # fmt: skip
-    return pd.DataFrame(records)
+    """Tiles from (epithelium mm2, stroma mm2) pairs on a row of the grid."""
+    return pd.DataFrame(
+        [{"x": 256 * i, "y": 0, "tissue_mm2": e + s, "epithelium_mm2": e, "stroma_mm2": s,
+          "n_lymphocytes": 0, "n_lymphocytes_epithelium": 0, "n_lymphocytes_stroma": 0}
+         for i, (e, s) in enumerate(rows)]
+    )  # fmt: skip
 
 
-def test_lymphocytes_do_not_decide_the_compartment():
-    table = tiles([(True, 0, 1.0), (True, 200, 1.0), (False, 0, 1.0), (False, 200, 1.0)])
-    assert compartments(table, tile_mm2=TILE_MM2).tolist() == [
-        "tumour", "tumour", "stroma", "stroma"
-    ]  # fmt: skip
+def lymphocytes(where):
+    """Nuclei: one lymphocyte per (compartment, distance um, in margin) triple, and a tumour one."""
+    rows = [{"nucleus_class": "lymphocyte", "compartment": c, "distance_to_epithelium_um": d,
+             "in_margin": m} for c, d, m in where]  # fmt: skip
+    rows.append({"nucleus_class": "tumour", "compartment": "epithelium",
+                 "distance_to_epithelium_um": 0.0, "in_margin": False})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def test_metrics_follow_their_definitions():
-    table = tiles([(True, 2, 1.0), (True, 0, 1.0), (False, 30, 1.0), (False, 10, 0.5)])
-    table.loc[len(table)] = {"x": 2048, "y": 0, "tissue_fraction": 0.0, "eosin_fraction": 0.0,
-                             "n_lymphocytes": 0, "tile_class": "background"}  # fmt: skip
-    found = slide_metrics(table, tile_mm2=TILE_MM2)
-    tumour, stroma = 2 * TILE_MM2, 1.5 * TILE_MM2
-    assert found["tissue_mm2"] == pytest.approx(tumour + stroma)
-    assert found["tiles"] == 4
-    assert found["intratumoral_lymphocyte_density_mm2"] == pytest.approx(2 / tumour)
-    assert found["stromal_lymphocyte_density_mm2"] == pytest.approx(40 / stroma)
-    assert found["exclusion_index"] == pytest.approx((40 / stroma) / (2 / tumour))
-    assert found["stroma_fraction"] == pytest.approx(stroma / (tumour + stroma))
-    assert found["tumour_stroma_ratio"] == pytest.approx(tumour / stroma)
-    assert found["lymphocyte_density_mm2"] == pytest.approx(42 / (tumour + stroma))
+    table = tiles([(0.010, 0.004), (0.006, 0.010), (0.0, 0.0)])
+    nuclei = lymphocytes([("epithelium", 0.0, False)] * 2 + [("stroma", 10.0, True)] * 6
+                         + [("stroma", 50.0, False)] * 4 + [("lumen", 4.0, True)])  # fmt: skip
+    found = slide_metrics(table, nuclei, margin_mm2=0.002)
+    epithelium, stroma = 0.016, 0.014
+    assert found["tissue_mm2"] == pytest.approx(epithelium + stroma)
+    assert found["tiles"] == 2
+    assert found["intratumoral_lymphocyte_density_mm2"] == pytest.approx(2 / epithelium)
+    assert found["stromal_lymphocyte_density_mm2"] == pytest.approx(10 / stroma)
+    assert found["margin_lymphocyte_density_mm2"] == pytest.approx(6 / 0.002)
+    assert found["exclusion_index"] == pytest.approx((10 / stroma) / (2 / epithelium))
+    assert found["lymphocyte_distance_um"] == pytest.approx(10.0)  # median of 6x10, 4x50, 4
+    assert found["stroma_fraction"] == pytest.approx(stroma / (epithelium + stroma))
+    assert found["tumour_stroma_ratio"] == pytest.approx(epithelium / stroma)
+    # The lymphocyte in a lumen is in neither compartment's tissue.
+    assert found["lymphocyte_density_mm2"] == pytest.approx(12 / (epithelium + stroma))
+    assert found["immune_phenotype"] == "excluded"  # index 5.7 >= 3, density 400 >= 300
 
 
 def test_no_intratumoral_lymphocytes_gives_a_large_finite_exclusion_index():
-    found = slide_metrics(tiles([(True, 0, 1.0), (False, 50, 1.0)]), tile_mm2=TILE_MM2)
-    assert found["exclusion_index"] == pytest.approx(50 / TILE_MM2)
-    no_stroma = slide_metrics(tiles([(True, 3, 1.0)]), tile_mm2=TILE_MM2)
+    found = slide_metrics(tiles([(0.01, 0.01)]), lymphocytes([("stroma", 5.0, True)] * 50),
+                          margin_mm2=0.001)  # fmt: skip
+    assert found["exclusion_index"] == pytest.approx(50 / 0.01)
+    assert found["immune_phenotype"] == "excluded"
+    no_stroma = slide_metrics(tiles([(0.01, 0.0)]), lymphocytes([("epithelium", 0.0, False)]),
+                              margin_mm2=0.0)  # fmt: skip
     assert np.isnan(no_stroma["stromal_lymphocyte_density_mm2"])
+    assert np.isnan(no_stroma["margin_lymphocyte_density_mm2"])
     assert np.isnan(no_stroma["tumour_stroma_ratio"]) and no_stroma["stroma_fraction"] == 0
+    assert np.isnan(no_stroma["lymphocyte_distance_um"])
+
+
+@pytest.mark.parametrize(
+    ("density", "index", "expected"),
+    [(100.0, 50.0, "desert"), (1000.0, 5.0, "excluded"), (1000.0, 1.2, "inflamed"),
+     (np.nan, np.nan, ""), (1000.0, np.nan, "inflamed")],
+)  # fmt: skip
+def test_immune_phenotype_follows_its_cut_offs(density, index, expected):
+    metrics = {"lymphocyte_density_mm2": density, "exclusion_index": index}
+    assert immune_phenotype(metrics) == expected
+    strict = PhenotypeSettings(desert_max_density_mm2=2000.0)
+    if np.isfinite(density):
+        assert immune_phenotype(metrics, strict) == "desert"
+
+
+def test_impossible_phenotype_cut_offs_are_refused():
+    with pytest.raises(InputError, match="excluded_min_index > 0"):
+        PhenotypeSettings(excluded_min_index=0.0)
 
 
 def test_a_tile_table_without_the_needed_columns_is_refused():
-    with pytest.raises(InputError, match=r"tile table lacks column\(s\) 'n_lymphocytes'"):
-        slide_metrics(tiles([(True, 0, 1.0)]).drop(columns="n_lymphocytes"), tile_mm2=TILE_MM2)
+    with pytest.raises(InputError, match=r"tile table lacks column\(s\) 'stroma_mm2'"):
+        slide_metrics(tiles([(0.01, 0.0)]).drop(columns="stroma_mm2"), lymphocytes([]),
+                      margin_mm2=0.0)  # fmt: skip
 
 
 def test_subtypes_are_compared_per_subject_with_adjusted_pairs():
@@ -84,30 +114,40 @@ def test_subtypes_are_compared_per_subject_with_adjusted_pairs():
                            columns=("intratumoral_lymphocyte_density_mm2",))  # fmt: skip
 
 
-def test_heatmap_grids_place_each_tile_in_its_cell():
-    table = tiles([(True, 4, 1.0), (False, 0, 1.0)])
-    grids = heatmap_grids(table, tile_mm2=TILE_MM2, shape=(2, 3), step0=256)
-    assert grids["lymphocyte_density_mm2"][0, 0] == pytest.approx(4 / TILE_MM2)
-    assert grids["compartment"].tolist() == [[0, 1, -1], [-1, -1, -1]]
-    assert np.isnan(grids["lymphocyte_density_mm2"][1, 2])
+def test_density_grid_places_each_tile_in_its_cell():
+    table = tiles([(TILE_MM2, 0.0), (0.0, 0.0)])
+    table["n_lymphocytes"] = [4, 0]
+    density = density_grid(table, shape=(2, 3), step0=256)
+    assert density[0, 0] == pytest.approx(4 / TILE_MM2)
+    assert np.isnan(density[0, 1]) and np.isnan(density[1, 2])
 
 
 @pytest.mark.parametrize("stride0", [256.0, 252.5, 256.7, 510.3])
-def test_heatmap_grids_draw_every_tile_when_the_stride_is_not_whole(stride0):
+def test_density_grid_draws_every_tile_when_the_stride_is_not_whole(stride0):
     """Tile coordinates are rounded multiples of the stride (slide.tile_grid): every tile of
     a full grid gets a cell of its own and no cell is left empty."""
     shape = (7, 9)
     xs = np.rint(np.arange(shape[1]) * stride0).astype(np.int64)
     ys = np.rint(np.arange(shape[0]) * stride0).astype(np.int64)
     grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
-    table = pd.DataFrame({"x": grid_x.ravel(), "y": grid_y.ravel(), "tissue_fraction": 1.0,
-                          "eosin_fraction": 0.7, "n_lymphocytes": np.arange(grid_x.size),
-                          "tile_class": "stroma"})  # fmt: skip
+    table = pd.DataFrame({"x": grid_x.ravel(), "y": grid_y.ravel(), "tissue_mm2": TILE_MM2,
+                          "n_lymphocytes": np.arange(grid_x.size)})  # fmt: skip
 
-    grids = heatmap_grids(table, tile_mm2=TILE_MM2, shape=shape, step0=stride0)
+    density = density_grid(table, shape=shape, step0=stride0)
 
-    density = grids["lymphocyte_density_mm2"]
     assert np.isfinite(density).all()
     np.testing.assert_allclose(density.ravel() * TILE_MM2, np.arange(grid_x.size))
-    assert (grids["compartment"] == 1).all()
     assert grid_index(table["x"].max(), stride0) + 1 == shape[1]
+
+
+def test_phenotypes_are_counted_and_tested_by_subtype():
+    from rdls.wsi.metrics import phenotype_by_subtype
+
+    table = pd.DataFrame({"subtype": ["RDLS1"] * 10 + ["RDLS2"] * 10,
+                          "immune_phenotype": ["excluded"] * 9 + ["inflamed"]
+                          + ["inflamed"] * 8 + ["desert", ""]})  # fmt: skip
+    row = phenotype_by_subtype(table)
+    assert row["note"] == "RDLS1: excluded 9, inflamed 1; RDLS2: desert 1, inflamed 8"
+    assert row["test"] == "chi-square" and row["p_value"] < 1e-3
+    one = phenotype_by_subtype(table[table["subtype"] == "RDLS1"])
+    assert "p_value" not in one and one["note"] == "RDLS1: excluded 9, inflamed 1"

@@ -13,11 +13,10 @@ from rdls.errors import InputError
 from rdls.wsi.tiles import (
     TileSettings,
     macenko_normalise,
-    nucleus_table,
     quantify_tile,
+    quantify_tile_detail,
     quantify_tiles,
-    segment_nuclei,
-    separate_stains,
+    quantify_tiles_detail,
 )
 
 MPP = 0.5
@@ -95,29 +94,46 @@ def test_tile_table_has_one_row_per_tile_and_valid_values(demo):
     assert {"stroma", "tumour"} <= set(table["tile_class"])  # RDLS3 slide: both present
 
 
-def test_nucleus_table_measures_a_drawn_disc():
-    """A dark disc 7 um across at 0.5 um/px is one round nucleus of ~38 um2: a lymphocyte."""
-    rgb = np.full((128, 128, 3), 235, dtype=np.uint8)
-    rgb[:] = (200, 150, 190)  # pale eosin-pink tissue
+def test_a_drawn_lymphocyte_is_counted_in_its_compartment():
+    """A dark disc 7 um across at 0.5 um/px on pink tissue is one lymphocyte, in stroma."""
+    rgb = np.full((128, 128, 3), (200, 150, 190), dtype=np.uint8)  # pale eosin-pink tissue
     rows, cols = np.mgrid[:128, :128]
     rgb[(rows - 64) ** 2 + (cols - 64) ** 2 <= 7**2] = (40, 30, 90)
-    haematoxylin, _ = separate_stains(rgb)
-    labels = segment_nuclei(haematoxylin, mpp=MPP, settings=TileSettings())
-    table = nucleus_table(labels, haematoxylin, mpp=MPP)
-    assert len(table) == 1
-    assert table["area_um2"].iloc[0] == pytest.approx(np.pi * 3.5**2, rel=0.25)
-    assert table["roundness"].iloc[0] > 0.9
-    assert quantify_tile(rgb, mpp=MPP)["n_lymphocytes"] == 1
+    summary, nuclei, _ = quantify_tile_detail(rgb, mpp=MPP)
+    assert summary["n_lymphocytes"] == 1 and summary["n_lymphocytes_stroma"] == 1
+    assert nuclei["nucleus_class"].tolist() == ["lymphocyte"]
+    assert nuclei["compartment"].tolist() == ["stroma"]
+    assert summary["epithelium_mm2"] == 0.0
+    assert summary["stroma_mm2"] == pytest.approx(summary["tissue_mm2"])
+    assert summary["tissue_mm2"] == pytest.approx((128 * MPP / 1000) ** 2)
 
 
-def test_watershed_splits_touching_nuclei():
-    rgb = np.full((128, 128, 3), (200, 150, 190), dtype=np.uint8)
-    rows, cols = np.mgrid[:128, :128]
-    for centre in (56, 70):  # two 7 um discs whose centres are 7 um apart: they touch
-        rgb[(rows - 64) ** 2 + (cols - centre) ** 2 <= 7**2] = (40, 30, 90)
-    haematoxylin, _ = separate_stains(rgb)
-    labels = segment_nuclei(haematoxylin, mpp=MPP, settings=TileSettings())
-    assert labels.max() == 2
+def test_a_lymphocyte_inside_a_nest_is_intratumoral_and_one_beside_it_stromal():
+    """Pale vesicular tumour nuclei packed in a nest, one lymphocyte among them and one in the
+    stroma 10 um beyond the nest's outer nuclei."""
+    rgb = np.full((256, 256, 3), (215, 150, 185), dtype=np.uint8)
+    rows, cols = np.mgrid[:256, :256]
+    for y in range(50, 200, 26):  # nuclei 11 um across, 13 um apart, over 75 um
+        for x in range(50, 200, 26):
+            if (y, x) != (128, 128):
+                rgb[(rows - y) ** 2 + (cols - x) ** 2 <= 11**2] = (120, 90, 170)
+    rgb[(rows - 128) ** 2 + (cols - 128) ** 2 <= 7**2] = (40, 30, 90)  # lymphocyte in the nest
+    rgb[(rows - 128) ** 2 + (cols - 232) ** 2 <= 7**2] = (40, 30, 90)  # and 10 um outside it
+    summary, nuclei, _ = quantify_tile_detail(rgb, mpp=MPP)
+    lymphocytes = nuclei[nuclei["nucleus_class"] == "lymphocyte"].sort_values("col")
+    assert lymphocytes["compartment"].tolist() == ["epithelium", "stroma"]
+    assert (nuclei.loc[nuclei["nucleus_class"] == "tumour", "compartment"] == "epithelium").all()
+    assert summary["n_lymphocytes_epithelium"] == 1 and summary["n_lymphocytes_stroma"] == 1
+    assert 0.006 <= summary["epithelium_mm2"] <= 0.009  # nuclei span 72 um: ~80 um square nest
+
+
+def test_the_detail_tables_keep_the_tile_of_each_nucleus(demo):
+    _, tiles = demo
+    table, nuclei, cells = quantify_tiles_detail(tiles[2][:3], mpp=MPP)
+    assert len(table) == 3 and len(cells) == 3 and cells[0].shape == (64, 64)
+    assert set(nuclei["tile"]) <= {0, 1, 2} and len(nuclei) > 0
+    counted = nuclei[nuclei["nucleus_class"] == "lymphocyte"].groupby("tile").size()
+    assert counted.reindex(range(3), fill_value=0).tolist() == table["n_lymphocytes"].tolist()
 
 
 def test_macenko_keeps_shape_and_undoes_a_stain_shift(demo):
@@ -162,5 +178,7 @@ def test_non_rgb_input_is_refused():
 
 
 def test_no_tiles_give_an_empty_table_with_the_columns():
-    table = quantify_tiles([], mpp=MPP, settings=TileSettings())
+    table, nuclei, cells = quantify_tiles_detail([], mpp=MPP, settings=TileSettings())
     assert table.empty and "lymphocyte_score" in table.columns
+    assert nuclei.empty and {"nucleus_class", "compartment"} <= set(nuclei.columns)
+    assert cells == []

@@ -242,18 +242,26 @@ def decision_curve(config: Mapping) -> str:
 
 def wsi_method(config: Mapping) -> str:
     w = "wsi"
-    rule = (
-        "a user tile classifier"
+    override = (
+        "; a user tile classifier overrules the compartment of the tiles it calls stroma, "
+        "other or background"
         if cfg(config, w + ".quantify.classifier.checkpoint")
-        else ("the eosin rule")
+        else ""
     )
+    c = w + ".quantify.compartments"
+    p = w + ".phenotype"
     return (
         f"Tiles of {_v(config, w + '.tiles.size_px')} px at {_v(config, w + '.tiles.mpp')} "
         f"\u00b5m per pixel with at least {_pct(config, w + '.tiles.min_tissue_fraction')} "
-        f"tissue ({_v(config, w + '.tissue.method')} tissue detection); compartments by {rule} "
-        "(stroma where eosin dominates at least "
-        f"{_pct(config, w + '.quantify.stroma_min_eosin_fraction')} of a tile's tissue); stain "
-        f"normalisation {_v(config, w + '.quantify.stain_normalisation')}."
+        f"tissue ({_v(config, w + '.tissue.method')} tissue detection). Nuclei classified one "
+        "by one (lymphocyte, tumour, fibroblast, other); epithelium drawn at the pixel level "
+        f"from the tumour nuclei (gaps up to {_v(config, c + '.nest_gap_um')} \u00b5m closed), "
+        "the rest of the tissue stroma; lymphocytes are intratumoral inside epithelium, "
+        f"in the margin band within {_v(config, c + '.margin_um')} \u00b5m of it{override}. "
+        f"Immune phenotype: desert below {_v(config, p + '.desert_max_density_mm2')} "
+        "lymphocytes per mm\u00b2 of tissue, excluded from a stromal/intratumoral density "
+        f"ratio of {_v(config, p + '.excluded_min_index')}, else inflamed (Chen and Mellman "
+        f"2017). Stain normalisation {_v(config, w + '.quantify.stain_normalisation')}."
     )
 
 

@@ -61,9 +61,12 @@ WSI_METRICS = {
     "lymphocyte_density_mm2": "Lymphocytes per mm\u00b2",
     "intratumoral_lymphocyte_density_mm2": "Intratumoral lymphocytes per mm\u00b2",
     "stromal_lymphocyte_density_mm2": "Stromal lymphocytes per mm\u00b2",
+    "margin_lymphocyte_density_mm2": "Margin-band lymphocytes per mm\u00b2",
     "exclusion_index": "Exclusion index",
+    "lymphocyte_distance_um": "Lymphocyte distance to epithelium (\u00b5m, median)",
     "stroma_fraction": "Stroma fraction",
     "tumour_stroma_ratio": "Tumour-stroma ratio",
+    "immune_phenotype": "Immune phenotype (slides)",
 }
 BULK_SCORES = {
     "immune_score": "Immune score",
@@ -1230,8 +1233,8 @@ def example_heatmaps_html(files: Files, *, per_subtype: int = 1) -> str:
     if not figures:
         return missing("heatmap of a slide without QC flags")
     intro = paragraph(
-        "Lymphocyte density per tile and tumour/stroma compartments of the slide closest to its "
-        "subtype's median intratumoral lymphocyte density."
+        "Lymphocyte density per tile and the pixel-level epithelium, stroma and lumen, over the "
+        "thumbnail of the slide closest to its subtype's median intratumoral lymphocyte density."
     )
     return intro + grid(figures, columns=3)
 

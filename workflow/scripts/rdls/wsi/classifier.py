@@ -1,7 +1,9 @@
-"""A user-supplied tile classifier (a torch checkpoint) in place of the eosin rule.
+"""A user-supplied tile classifier (a torch checkpoint) that overrules the pixel compartments.
 
 Labs that have trained a tissue-type network on their own slides (for example on Kather's
-nine colorectal classes) can let it decide each tile's compartment. The checkpoint must carry
+nine colorectal classes) can let it overrule the pixel-level compartments of the tiles it calls
+stroma, other tissue or background (:func:`rdls.wsi.compartments.override_by_tile`); a tile
+it calls tumour keeps its pixel map of epithelium and stroma. The checkpoint must carry
 its architecture, because the workflow cannot know which network to build around a plain state
 dict: either a ``torch.export`` program (``.pt2``, from ``torch.export.save``, with a dynamic
 batch dimension), or a TorchScript file (any other suffix, from ``torch.jit.save``; deprecated
@@ -22,8 +24,8 @@ with the compartment each stands for:
             - {name: LYM, compartment: other}
             - {name: BACK, compartment: background}
 
-Nuclei and lymphocytes are still counted by :mod:`rdls.wsi.tiles`; only the compartment that
-the slide metrics sum them over comes from the network.
+Nuclei are still classified one by one by :mod:`rdls.wsi.nuclei`; only the compartment
+they are counted in can change.
 """
 
 from __future__ import annotations

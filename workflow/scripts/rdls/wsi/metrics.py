@@ -1,117 +1,150 @@
-"""Per-slide metrics from the per-tile quantification, and their comparison by subtype.
+"""Per-slide metrics from the nuclei and the pixel-level compartments of every tile.
 
-A tile is assigned to a compartment by its eosin: stroma is collagen, pink and nearly free of
-nuclei, so most of its tissue pixels are eosin-dominant; tumour epithelium is cells, with
-nuclei and pale cytoplasm. Lymphocytes play no part in that decision, so a tumour nest flooded
-with lymphocytes (lymphocyte-rich, RDLS2) still counts as tumour and a lymphocyte band in the
-stroma still counts as stroma. Densities are lymphocytes per mm2 of tissue in the
-compartment, so they do not depend on tile size.
+Each nucleus is classified one by one (:mod:`rdls.wsi.nuclei`) and carries the compartment
+under its centroid (:mod:`rdls.wsi.compartments`): a lymphocyte is intratumoral when it lies
+inside tumour epithelium, stromal when it lies in stroma, and in the margin band when it lies in
+stroma within ``margin_um`` of epithelium. Densities are per mm2 of their own compartment, so
+they do not depend on tile size. The immune phenotype of a slide follows Chen and Mellman
+(Nature 2017): "desert" where lymphocytes are few anywhere, "excluded" where they stay in the
+stroma, "inflamed" where they enter the epithelium; the cut-offs are settings
+(:class:`PhenotypeSettings`), stated in the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from rdls.errors import InputError, some
 
-TILE_COLUMNS = ("x", "y", "tissue_fraction", "eosin_fraction", "n_lymphocytes", "tile_class")
+TILE_COLUMNS = ("x", "y", "tissue_mm2", "epithelium_mm2", "stroma_mm2", "n_lymphocytes",
+                "n_lymphocytes_epithelium", "n_lymphocytes_stroma")  # fmt: skip
 SLIDE_METRICS = (
     "tissue_mm2",
     "tiles",
     "lymphocyte_density_mm2",
     "intratumoral_lymphocyte_density_mm2",
     "stromal_lymphocyte_density_mm2",
+    "margin_lymphocyte_density_mm2",
     "exclusion_index",
+    "lymphocyte_distance_um",
     "stroma_fraction",
     "tumour_stroma_ratio",
 )
+PHENOTYPES = ("inflamed", "excluded", "desert")
 # Floor of the intratumoral density in the exclusion index (the demo's truth uses the same),
 # so that a slide without intratumoral lymphocytes gets a large but finite index.
 EPSILON_DENSITY_MM2 = 1.0
-# Share of a tile's tissue pixels that are eosin-dominant and nucleus-free at or above which
-# the tile is stroma. On the demo slides 0.4 ranks slides by their planted stroma fraction
-# best (Spearman 0.94 against 0.81 at 0.5 and 0.92 at 0.3, tiny demo).
-STROMA_MIN_EOSIN_FRACTION = 0.4
 
 
-def compartments(
-    tiles: pd.DataFrame,
-    *,
-    tile_mm2: float,
-    stroma_min_eosin_fraction: float = STROMA_MIN_EOSIN_FRACTION,
-) -> pd.Series:
-    """Compartment of each tile: "tumour", "stroma", "other" or "background".
+@dataclass(frozen=True)
+class PhenotypeSettings:
+    """Cut-offs of the immune phenotype of a slide.
 
-    A ``compartment`` column, written when a tile classifier checkpoint is configured
-    (:mod:`rdls.wsi.classifier`), decides for the tiles it covers; otherwise the eosin rule
-    does. "other" is tissue in neither compartment (fat, mucus, normal mucosa).
-
-    Parameters
+    Attributes
     ----------
-    tiles : pandas.DataFrame
-        One row per tile with at least ``tissue_fraction``, ``eosin_fraction``,
-        ``n_lymphocytes`` and ``tile_class``, optionally ``compartment``.
-    tile_mm2 : float
-        Area of one tile in mm2 (side in microns squared / 1e6).
-    stroma_min_eosin_fraction : float
-        Eosin-dominant share of the tile's tissue at or above which the tile is stroma.
+    desert_max_density_mm2 : float
+        Lymphocytes per mm2 of tissue below which a slide is "desert". Chen and Mellman
+        (2017) describe deserts as tumours with few T cells in either compartment; on H&E,
+        colorectal stroma with a sparse infiltrate holds some 100-300 lymphocytes per mm2
+        against 1000-5000 in an active infiltrate, and 300 lies between the two.
+    excluded_min_index : float
+        Exclusion index (stromal over intratumoral density) from which a slide that is not a
+        desert is "excluded": lymphocytes at least this many times as dense in the stroma as
+        in the epithelium. Inflamed tumours carry lymphocytes in both (index ~1-3).
     """
-    _check_tiles(tiles)
-    tissue_mm2 = tiles["tissue_fraction"].to_numpy(float) * tile_mm2
-    eosin = tiles["eosin_fraction"].to_numpy(float)
-    compartment = np.where(eosin >= stroma_min_eosin_fraction, "stroma", "tumour").astype(object)
-    if "compartment" in tiles.columns:
-        given = tiles["compartment"].notna().to_numpy()
-        compartment[given] = tiles["compartment"].to_numpy()[given]
-    background = (tiles["tile_class"] == "background").to_numpy() | (tissue_mm2 <= 0)
-    return pd.Series(np.where(background, "background", compartment), index=tiles.index)
+
+    desert_max_density_mm2: float = 300.0
+    excluded_min_index: float = 3.0
+
+    def __post_init__(self):
+        if self.desert_max_density_mm2 < 0 or self.excluded_min_index <= 0:
+            raise InputError(
+                "wsi.phenotype: desert_max_density_mm2 must be >= 0 and excluded_min_index "
+                f"> 0, got {self.desert_max_density_mm2} and {self.excluded_min_index}"
+            )
+
+
+def immune_phenotype(metrics: Mapping, settings: PhenotypeSettings | None = None) -> str:
+    """ "inflamed", "excluded" or "desert" from a slide's densities ("" without tissue)."""
+    settings = PhenotypeSettings() if settings is None else settings
+    overall = metrics.get("lymphocyte_density_mm2", np.nan)
+    if not np.isfinite(overall):
+        return ""
+    if overall < settings.desert_max_density_mm2:
+        return "desert"
+    index = metrics.get("exclusion_index", np.nan)
+    if np.isfinite(index) and index >= settings.excluded_min_index:
+        return "excluded"
+    return "inflamed"
 
 
 def slide_metrics(
     tiles: pd.DataFrame,
+    nuclei: pd.DataFrame,
     *,
-    tile_mm2: float,
-    stroma_min_eosin_fraction: float = STROMA_MIN_EOSIN_FRACTION,
+    margin_mm2: float,
+    phenotype: PhenotypeSettings | None = None,
 ) -> dict:
     """The slide's tissue area, lymphocyte densities by compartment and stroma measures.
+
+    Parameters
+    ----------
+    tiles : pandas.DataFrame
+        One row per tile (:data:`TILE_COLUMNS`), from :func:`rdls.wsi.tiles.quantify_tiles`.
+    nuclei : pandas.DataFrame
+        One row per nucleus with ``nucleus_class``, ``compartment``, and
+        ``distance_to_epithelium_um`` and ``in_margin`` from
+        :func:`rdls.wsi.compartments.place_on_mosaic`.
+    margin_mm2 : float
+        Area of the margin band (stroma within the margin width of epithelium).
+    phenotype : PhenotypeSettings, optional
 
     Returns
     -------
     dict
-        ``tissue_mm2``, ``tiles``, ``lymphocyte_density_mm2`` (per mm2 of tissue),
-        ``intratumoral_lymphocyte_density_mm2`` and ``stromal_lymphocyte_density_mm2``
-        (per mm2 of that compartment; NaN without the compartment), ``exclusion_index``
-        (stromal / max(intratumoral, 1 per mm2)), ``stroma_fraction`` (stroma / tissue) and
-        ``tumour_stroma_ratio`` (tumour / stroma; NaN without stroma).
+        ``tissue_mm2`` (epithelium + stroma), ``tiles``, ``lymphocyte_density_mm2`` (per mm2
+        of tissue), ``intratumoral_lymphocyte_density_mm2``, ``stromal_lymphocyte_density_mm2``
+        and ``margin_lymphocyte_density_mm2`` (per mm2 of that compartment; NaN without it),
+        ``exclusion_index`` (stromal / max(intratumoral, 1 per mm2)),
+        ``lymphocyte_distance_um`` (median distance of the lymphocytes outside epithelium to
+        the nearest epithelium; NaN without epithelium), ``stroma_fraction`` (stroma / tissue),
+        ``tumour_stroma_ratio`` (epithelium / stroma; NaN without stroma) and
+        ``immune_phenotype``.
     """
-    compartment = compartments(
-        tiles, tile_mm2=tile_mm2, stroma_min_eosin_fraction=stroma_min_eosin_fraction
-    )
-    area = tiles["tissue_fraction"].to_numpy(float) * tile_mm2
-    lymphocytes = tiles["n_lymphocytes"].to_numpy(float)
-    tissue = compartment.to_numpy() != "background"
-    tumour = compartment.to_numpy() == "tumour"
-    stroma = compartment.to_numpy() == "stroma"
-    tissue_mm2, tumour_mm2, stroma_mm2 = (float(area[m].sum()) for m in (tissue, tumour, stroma))
-    intratumoral = _density(lymphocytes[tumour].sum(), tumour_mm2)
-    stromal = _density(lymphocytes[stroma].sum(), stroma_mm2)
-    return {
+    _check_tiles(tiles)
+    epithelium_mm2 = float(tiles["epithelium_mm2"].sum())
+    stroma_mm2 = float(tiles["stroma_mm2"].sum())
+    tissue_mm2 = epithelium_mm2 + stroma_mm2
+    lymphocytes = nuclei[nuclei["nucleus_class"] == "lymphocyte"]
+    where = lymphocytes["compartment"]
+    intratumoral = _density((where == "epithelium").sum(), epithelium_mm2)
+    stromal = _density((where == "stroma").sum(), stroma_mm2)
+    outside = lymphocytes.loc[where != "epithelium", "distance_to_epithelium_um"]
+    outside = outside[np.isfinite(outside)]
+    found = {
         "tissue_mm2": tissue_mm2,
-        "tiles": int(tissue.sum()),
-        "lymphocyte_density_mm2": _density(lymphocytes[tissue].sum(), tissue_mm2),
+        "tiles": int((tiles["tissue_mm2"] > 0).sum()),
+        "lymphocyte_density_mm2": _density(where.isin(["epithelium", "stroma"]).sum(), tissue_mm2),
         "intratumoral_lymphocyte_density_mm2": intratumoral,
         "stromal_lymphocyte_density_mm2": stromal,
+        "margin_lymphocyte_density_mm2": _density(
+            (lymphocytes["in_margin"].astype(bool) & (where == "stroma")).sum(), margin_mm2
+        ),
         "exclusion_index": (
             stromal / max(intratumoral, EPSILON_DENSITY_MM2)
             if np.isfinite(stromal) and np.isfinite(intratumoral)
             else np.nan
         ),
+        "lymphocyte_distance_um": float(outside.median()) if len(outside) else np.nan,
         "stroma_fraction": stroma_mm2 / tissue_mm2 if tissue_mm2 > 0 else np.nan,
-        "tumour_stroma_ratio": tumour_mm2 / stroma_mm2 if stroma_mm2 > 0 else np.nan,
+        "tumour_stroma_ratio": epithelium_mm2 / stroma_mm2 if stroma_mm2 > 0 else np.nan,
     }
+    found["immune_phenotype"] = immune_phenotype(found, phenotype)
+    return found
 
 
 def compare_by_subtype(
@@ -127,26 +160,43 @@ def compare_by_subtype(
     return compare(metrics, columns=columns, group=group, what="slide metrics")
 
 
-def heatmap_grids(
-    tiles: pd.DataFrame, *, tile_mm2: float, shape: tuple[int, int], step0: float
-) -> Mapping[str, np.ndarray]:
-    """Lymphocyte density and compartment of each tile on a grid over the slide.
+def phenotype_by_subtype(metrics: pd.DataFrame, *, group: str = "subtype") -> dict:
+    """One comparison row: immune phenotype counts per subtype and a chi-square test.
+
+    Returns a row for :func:`compare_by_subtype`'s table: ``metric`` "immune_phenotype",
+    ``comparison`` "all", the test, its statistic and p-value (only with two or more subtypes
+    and phenotypes), and the counts per subtype in ``note`` (e.g. "RDLS1: excluded 8,
+    inflamed 2").
+    """
+    from scipy import stats
+
+    known = metrics[metrics["immune_phenotype"].isin(PHENOTYPES)]
+    counts = pd.crosstab(known[group].astype(str), known["immune_phenotype"])
+    note = "; ".join(
+        f"{subtype}: " + ", ".join(f"{p} {int(n)}" for p, n in row.items() if n)
+        for subtype, row in counts.iterrows()
+    )
+    row = {"metric": "immune_phenotype", "comparison": "all", "note": note}
+    if counts.shape[0] >= 2 and counts.shape[1] >= 2:
+        result = stats.chi2_contingency(counts.to_numpy())
+        row.update(test="chi-square", statistic=float(result.statistic),
+                   p_value=float(result.pvalue))  # fmt: skip
+    return row
+
+
+def density_grid(tiles: pd.DataFrame, *, shape: tuple[int, int], step0: float) -> np.ndarray:
+    """Lymphocytes per mm2 of tissue of each tile on a grid over the slide.
 
     ``shape`` is the grid's (rows, columns) and ``step0`` the level-0 pixels per grid cell
-    (the tile stride). Cells without a tile are NaN (density) or -1 (compartment: 0 tumour,
-    1 stroma, 2 background, 3 other tissue).
+    (the tile stride). Cells without a tile or without tissue are NaN.
     """
     density = np.full(shape, np.nan)
-    compartment = np.full(shape, -1, dtype=int)
-    codes = {"tumour": 0, "stroma": 1, "background": 2, "other": 3}
     rows = np.clip(grid_index(tiles["y"], step0), 0, shape[0] - 1)
     cols = np.clip(grid_index(tiles["x"], step0), 0, shape[1] - 1)
-    area = tiles["tissue_fraction"].to_numpy(float) * tile_mm2
+    area = tiles["tissue_mm2"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         density[rows, cols] = np.where(area > 0, tiles["n_lymphocytes"] / area, np.nan)
-    kinds = compartments(tiles, tile_mm2=tile_mm2)
-    compartment[rows, cols] = kinds.map(codes).to_numpy()
-    return {"lymphocyte_density_mm2": density, "compartment": compartment}
+    return density
 
 
 def grid_index(coordinate, step0: float) -> np.ndarray:

@@ -27,8 +27,12 @@ STATUS_COLUMNS = ["slide_id", "status", "step", "reason", "mpp", "mpp_source", "
                   "qc_flags", "tiles"]  # fmt: skip
 METRIC_COLUMNS = ["slide_id", "subject_id", "tissue_mm2", "tiles", "lymphocyte_density_mm2",
                   "intratumoral_lymphocyte_density_mm2", "stromal_lymphocyte_density_mm2",
-                  "exclusion_index", "stroma_fraction", "tumour_stroma_ratio",
+                  "margin_lymphocyte_density_mm2", "exclusion_index", "lymphocyte_distance_um",
+                  "stroma_fraction", "tumour_stroma_ratio", "immune_phenotype",
                   "qc_flags"]  # fmt: skip
+# The per-nucleus table of a slide: its first columns (measurements follow).
+NUCLEUS_OUTPUT_COLUMNS = ["slide_id", "x0", "y0", "tile", "nucleus_class", "compartment",
+                          "distance_to_epithelium_um", "in_margin"]  # fmt: skip
 # In a slide's metrics row only: why quantification excluded it (empty when it did not).
 EXCLUSION_COLUMNS = ["excluded_step", "excluded_reason"]
 QC_MPP = 2.0  # resolution of the image that blur and brightness are judged on (um/px)
@@ -120,12 +124,20 @@ def quantify_step(
     settings: Mapping,
     threads: int,
     out_tiles: str | Path,
+    out_nuclei: str | Path,
     out_metrics: str | Path,
     out_heatmap: str | Path,
+    thumbnail_mpp: float | None = None,
     allow_exclusions: bool = False,
 ) -> None:
-    """Quantify every tile of one slide (in ``threads`` processes) and sum up the slide."""
-    from rdls.wsi.metrics import slide_metrics
+    """Quantify every tile of one slide (in ``threads`` processes) and sum up the slide.
+
+    Writes the tile table, the nucleus table (one row per nucleus: level-0 centroid ``x0``,
+    ``y0``, class, compartment, distance to the nearest epithelium and its measurements,
+    so that users can re-threshold), the slide's metrics row and its heatmaps.
+    """
+    from rdls.wsi.compartments import assemble_mosaic, place_on_mosaic
+    from rdls.wsi.metrics import PhenotypeSettings, slide_metrics
 
     state = pd.read_csv(status, sep="\t", keep_default_na=False).iloc[0]
     grid = pd.read_parquet(tiles)
@@ -133,6 +145,7 @@ def quantify_step(
 
     def without_metrics(reason: str) -> None:
         pd.DataFrame(columns=grid.columns).to_parquet(out_tiles, index=False)
+        pd.DataFrame(columns=NUCLEUS_OUTPUT_COLUMNS).to_parquet(out_nuclei, index=False)
         pd.DataFrame([row]).reindex(columns=[*METRIC_COLUMNS, *EXCLUSION_COLUMNS]).to_csv(
             out_metrics, sep="\t", index=False
         )
@@ -142,10 +155,13 @@ def quantify_step(
         without_metrics(state["reason"] or "no tissue tiles")
         return
     tile = settings["tiles"]
+    quantify = settings["quantify"]
+    slide_mpp = float(state["mpp"])
     try:
-        quantified = quantify_slide(path, grid, slide_mpp=float(state["mpp"]),
-                                    tile_px=tile["size_px"], tile_mpp=tile["mpp"],
-                                    settings=settings["quantify"], threads=threads)  # fmt: skip
+        quantified, nuclei, cells = quantify_slide(
+            path, grid, slide_mpp=slide_mpp, tile_px=tile["size_px"], tile_mpp=tile["mpp"],
+            settings=quantify, threads=threads,
+        )  # fmt: skip
     except QCFailure as failure:
         if not allow_exclusions:
             raise
@@ -156,16 +172,39 @@ def quantify_step(
     table = pd.concat([grid.rename(columns={"tissue_fraction": "grid_tissue_fraction"}),
                        quantified], axis=1)  # fmt: skip
     table.to_parquet(out_tiles, index=False)
-    tile_mm2 = (tile["size_px"] * tile["mpp"] / 1000.0) ** 2
-    metrics = slide_metrics(
-        table,
-        tile_mm2=tile_mm2,
-        stroma_min_eosin_fraction=settings["quantify"]["stroma_min_eosin_fraction"],
+    compartments = _compartment_settings(quantify)
+    # Nuclei to level-0 pixels (the tile's origin plus the centroid at the read resolution).
+    scale = tile["mpp"] / slide_mpp
+    tile_x = grid["x"].to_numpy(float)[nuclei["tile"].to_numpy(int)]
+    tile_y = grid["y"].to_numpy(float)[nuclei["tile"].to_numpy(int)]
+    nuclei.insert(1, "x0", tile_x + nuclei["col"].to_numpy(float) * scale)
+    nuclei.insert(2, "y0", tile_y + nuclei["row"].to_numpy(float) * scale)
+    mosaic, origin = assemble_mosaic(
+        cells, grid[["x", "y"]].to_numpy(float) * slide_mpp, mosaic_um=compartments.mosaic_um
     )
-    row.update(metrics)
+    distance, in_margin, margin_mm2 = place_on_mosaic(
+        nuclei["x0"] * slide_mpp, nuclei["y0"] * slide_mpp, mosaic, origin,
+        mosaic_um=compartments.mosaic_um, margin_um=compartments.margin_um,
+    )  # fmt: skip
+    nuclei["distance_to_epithelium_um"] = np.where(
+        nuclei["compartment"] == "epithelium", 0.0, distance
+    )
+    nuclei["in_margin"] = in_margin & (nuclei["compartment"] == "stroma").to_numpy()
+    nuclei.insert(0, "slide_id", slide_id)
+    nuclei.to_parquet(out_nuclei, index=False)
+    phenotype = PhenotypeSettings(**settings.get("phenotype", {}))
+    row.update(slide_metrics(table, nuclei, margin_mm2=margin_mm2, phenotype=phenotype))
     pd.DataFrame([row]).reindex(columns=METRIC_COLUMNS).to_csv(out_metrics, sep="\t", index=False)
-    plot_heatmaps(table, tile_mm2=tile_mm2, stride0=_stride0(table, tile),
+    plot_heatmaps(table, mosaic, origin_um=origin, mosaic_um=compartments.mosaic_um,
+                  slide_path=path, slide_mpp=slide_mpp, stride0=_stride0(table, tile),
+                  thumbnail_mpp=thumbnail_mpp or compartments.mosaic_um * 4,
                   title=slide_id, png=out_heatmap)  # fmt: skip
+
+
+def _compartment_settings(quantify: Mapping):
+    from rdls.wsi.compartments import CompartmentSettings
+
+    return CompartmentSettings(**quantify.get("compartments", {}))
 
 
 def quantify_slide(
@@ -177,10 +216,15 @@ def quantify_slide(
     tile_mpp: float,
     settings: Mapping,
     threads: int = 1,
-) -> pd.DataFrame:
-    """One row of quantification per tile of ``grid``, in ``threads`` worker processes."""
+) -> tuple[pd.DataFrame, pd.DataFrame, list[np.ndarray]]:
+    """Tile table, nucleus table and mosaic cells of every tile of ``grid``.
+
+    The work runs in ``threads`` worker processes, ``_CHUNK`` tiles at a time; nuclei keep
+    the index of their tile in ``grid``.
+    """
     coordinates = grid[["x", "y"]].to_numpy()
-    chunks = [coordinates[i : i + _CHUNK] for i in range(0, len(coordinates), _CHUNK)]
+    starts = range(0, len(coordinates), _CHUNK)
+    chunks = [coordinates[i : i + _CHUNK] for i in starts]
     job = {"path": str(path), "slide_mpp": slide_mpp, "tile_px": tile_px, "tile_mpp": tile_mpp,
            "settings": dict(settings)}  # fmt: skip
     started, done, parts = time.monotonic(), 0, []
@@ -188,31 +232,52 @@ def quantify_slide(
         with ProcessPoolExecutor(max_workers=threads) as pool:
             for part in pool.map(_quantify_chunk, [job] * len(chunks), chunks):
                 parts.append(part)
-                done = _progress(done + len(part), len(grid), started)
+                done = _progress(done + len(part[0]), len(grid), started)
     else:
         for chunk in chunks:
             parts.append(_quantify_chunk(job, chunk))
-            done = _progress(done + len(parts[-1]), len(grid), started)
-    return pd.concat(parts, ignore_index=True)
+            done = _progress(done + len(parts[-1][0]), len(grid), started)
+    nuclei = []
+    for start, (_, part_nuclei, _) in zip(starts, parts, strict=True):
+        part_nuclei["tile"] += start
+        nuclei.append(part_nuclei)
+    tables = pd.concat([p[0] for p in parts], ignore_index=True)
+    tables["tile"] = np.arange(len(tables))
+    cells = [c for p in parts for c in p[2]]
+    return tables, pd.concat(nuclei, ignore_index=True), cells
 
 
-def _quantify_chunk(job: Mapping, coordinates: np.ndarray) -> pd.DataFrame:
+def tile_settings(quantify: Mapping):
+    """:class:`rdls.wsi.tiles.TileSettings` from the config's ``wsi.quantify`` block."""
+    from rdls.wsi.nuclei import NucleusSettings
+    from rdls.wsi.tiles import TileSettings
+
+    return TileSettings(
+        stain_normalisation=quantify["stain_normalisation"],
+        nuclei=NucleusSettings(**quantify.get("nuclei", {})),
+        compartments=_compartment_settings(quantify),
+    )
+
+
+def _quantify_chunk(job: Mapping, coordinates: np.ndarray):
     from rdls.wsi.classifier import ClassifierSettings, classify_tiles
+    from rdls.wsi.compartments import override_by_tile
     from rdls.wsi.slide import open_slide, read_at_mpp
-    from rdls.wsi.tiles import TileSettings, quantify_tiles
+    from rdls.wsi.tiles import quantify_tiles_detail
 
     slide, info = open_slide(job["path"], mpp_fallback=job["slide_mpp"])
-    settings = TileSettings(stain_normalisation=job["settings"]["stain_normalisation"])
+    settings = tile_settings(job["settings"])
     classifier = ClassifierSettings.from_config(job["settings"].get("classifier"))
     images = [
         read_at_mpp(slide, info, x=int(x), y=int(y), size_px=job["tile_px"], mpp=job["tile_mpp"])
         for x, y in coordinates
     ]
-    table = quantify_tiles(images, mpp=job["tile_mpp"], settings=settings)
+    table, nuclei, cells = quantify_tiles_detail(images, mpp=job["tile_mpp"], settings=settings)
     if classifier is not None:
         for column, values in classify_tiles(images, classifier).items():
             table[column] = values
-    return table
+        override_by_tile(table, nuclei, cells, table["compartment"])
+    return table, nuclei, cells
 
 
 def _progress(done: int, total: int, started: float) -> int:
@@ -226,30 +291,79 @@ def _stride0(table: pd.DataFrame, tile: Mapping) -> float:
     return size0 * (tile["size_px"] - tile["overlap_px"]) / tile["size_px"]
 
 
-def plot_heatmaps(table: pd.DataFrame, *, tile_mm2: float, stride0: float, title: str, png) -> None:
-    """Lymphocyte density and tile compartment over the slide, side by side."""
+def plot_heatmaps(
+    table: pd.DataFrame,
+    mosaic: np.ndarray,
+    *,
+    origin_um,
+    mosaic_um: float,
+    slide_path,
+    slide_mpp: float,
+    stride0: float,
+    thumbnail_mpp: float,
+    title: str,
+    png,
+) -> None:
+    """Lymphocyte density per tile and the pixel-level compartments, over the thumbnail.
+
+    Both panels lie over the slide's thumbnail in slide microns, with a scale bar, so that
+    every tile is drawn where it lies.
+    """
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
-    from rdls.wsi.metrics import grid_index, heatmap_grids
+    from rdls.wsi.compartments import COMPARTMENTS
+    from rdls.wsi.metrics import density_grid, grid_index
+    from rdls.wsi.slide import open_slide, thumbnail
 
+    slide, info = open_slide(slide_path, mpp_fallback=slide_mpp)
+    image = thumbnail(slide, info, mpp=thumbnail_mpp)
+    width_um, height_um = image.shape[1] * thumbnail_mpp, image.shape[0] * thumbnail_mpp
     shape = (int(grid_index(table["y"].max(), stride0)) + 1,
              int(grid_index(table["x"].max(), stride0)) + 1)  # fmt: skip
-    grids = heatmap_grids(table, tile_mm2=tile_mm2, shape=shape, step0=stride0)
-    figure = Figure(figsize=(10, 4.5))
+    density = density_grid(table, shape=shape, step0=stride0)
+    step_um = stride0 * slide_mpp
+    first_x = float(table["x"].min()) * slide_mpp - grid_index(table["x"].min(), stride0) * step_um
+    first_y = float(table["y"].min()) * slide_mpp - grid_index(table["y"].min(), stride0) * step_um
+    grid_extent = (first_x, first_x + shape[1] * step_um, first_y + shape[0] * step_um, first_y)
+    mosaic_extent = (origin_um[0], origin_um[0] + mosaic.shape[1] * mosaic_um,
+                     origin_um[1] + mosaic.shape[0] * mosaic_um, origin_um[1])  # fmt: skip
+    figure = Figure(figsize=(11, 4.8))
     left, right = figure.subplots(1, 2)
-    image = left.imshow(grids["lymphocyte_density_mm2"], cmap="magma", interpolation="nearest")
-    figure.colorbar(image, ax=left, label="lymphocytes per mm2")
-    left.set_title("Lymphocyte density")
-    compartment = np.ma.masked_less(grids["compartment"], 0)
-    colours = ListedColormap(["#7b3294", "#f4a582", "#dddddd", "#92c5de"])
-    right.imshow(compartment, cmap=colours, vmin=0, vmax=3, interpolation="nearest")
-    right.set_title("Compartment: tumour (purple), stroma (pink), other (blue)")
     for axes in (left, right):
+        axes.imshow(image, extent=(0, width_um, height_um, 0), interpolation="bilinear")
+    shown = left.imshow(density, cmap="magma", interpolation="nearest", alpha=0.75,
+                        extent=grid_extent)  # fmt: skip
+    figure.colorbar(shown, ax=left, label="lymphocytes per mm2 of tissue", shrink=0.8)
+    left.set_title("Lymphocyte density per tile")
+    colours = ["#7b3294", "#f4a582", "#92c5de", "#bababa"]  # epithelium, stroma, lumen, other
+    labelled = np.ma.masked_equal(mosaic.astype(int), COMPARTMENTS.index("background"))
+    right.imshow(labelled, cmap=ListedColormap(colours), vmin=1, vmax=4, alpha=0.8,
+                 interpolation="nearest", extent=mosaic_extent)  # fmt: skip
+    right.set_title("Epithelium (purple), stroma (pink), lumen (blue)", fontsize=10)
+    bar_um = _scale_bar_um(width_um)
+    for axes in (left, right):
+        axes.set_xlim(0, width_um)
+        axes.set_ylim(height_um, 0)
         axes.set_axis_off()
+        x0, y0 = 0.04 * width_um, 0.95 * height_um
+        axes.plot([x0, x0 + bar_um], [y0, y0], color="black", linewidth=3)
+        axes.text(x0 + bar_um / 2, y0 - 0.02 * height_um, _length_label(bar_um),
+                  ha="center", va="bottom", fontsize=8)  # fmt: skip
     figure.suptitle(title)
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=150)
+
+
+def _scale_bar_um(width_um: float) -> float:
+    """A round length near a fifth of the image's width (1, 2 or 5 times a power of ten)."""
+    target = width_um / 5
+    power = 10 ** np.floor(np.log10(target))
+    return float(max(m * power for m in (1, 2, 5) if m * power <= target))
+
+
+def _length_label(um: float) -> str:
+    return f"{um / 1000:g} mm" if um >= 1000 else f"{um:g} um"
 
 
 def summary_step(
@@ -297,14 +411,17 @@ def by_subtype_step(
     from matplotlib.figure import Figure
 
     from rdls.compare import nothing_to_compare
-    from rdls.wsi.metrics import SLIDE_METRICS, compare_by_subtype
+    from rdls.wsi.metrics import SLIDE_METRICS, compare_by_subtype, phenotype_by_subtype
 
-    table = pd.read_csv(metrics, sep="\t", dtype={"subject_id": str})
+    table = pd.read_csv(metrics, sep="\t", dtype={"subject_id": str, "immune_phenotype": str})
     subtypes = pd.read_csv(assignments, sep="\t", dtype=str).set_index("subject_id")["subtype"]
     table = table[table["subject_id"].isin(subtypes.index)].dropna(subset=["tissue_mm2"])
     table["subtype"] = table["subject_id"].map(subtypes)
     columns = SLIDE_METRICS[2:]
-    compare_by_subtype(table, columns=columns).to_csv(out_table, sep="\t", index=False)
+    compared = compare_by_subtype(table, columns=columns)
+    if not nothing_to_compare(table["subtype"]):
+        compared = pd.concat([compared, pd.DataFrame([phenotype_by_subtype(table)])])
+    compared.to_csv(out_table, sep="\t", index=False)
     groups = sorted(table["subtype"].unique())
     figure = Figure(figsize=(3.2 * len(columns), 3.6))
     for axes, column in zip(figure.subplots(1, len(columns)), columns, strict=True):

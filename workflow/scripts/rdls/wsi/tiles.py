@@ -1,33 +1,26 @@
-"""Per-tile quantification of H&E tiles: nuclei, lymphocytes, stroma and a tile class.
+"""Per-tile quantification of H&E tiles: every nucleus, the compartments, a tile summary.
 
 One tile (RGB uint8 at a known microns per pixel) goes through optional Macenko stain
-normalisation, colour deconvolution into haematoxylin and eosin optical densities (Ruifrok and
-Johnston, Anal Quant Cytol Histol 2001), nucleus segmentation (Otsu threshold on haematoxylin
-with an absolute floor, then a distance-transform watershed that splits touching nuclei) and a
-vectorised table of nucleus shapes. From it come the per-tile numbers the slide-level steps
-aggregate: nuclei and lymphocytes per mm2 of tissue, the eosin-dominant nucleus-free share of
-the tissue, a lymphocyte score, a stroma score and a tile class.
-
-Lymphocytes are small, round and dark nuclei; stroma is eosin-pink with few, elongated
-(fibroblast) nuclei; tumour epithelium has dense, larger, paler and irregular nuclei. Every
-size is in microns so the same settings hold at any resolution; thresholds are in
-:class:`TileSettings` with the reasoning beside each.
+normalisation and colour deconvolution into haematoxylin and eosin optical densities (Ruifrok
+and Johnston, Anal Quant Cytol Histol 2001). Its nuclei are segmented and classified one by one
+(:mod:`rdls.wsi.nuclei`); the nuclei called tumour draw the epithelium at the pixel level
+(:mod:`rdls.wsi.compartments`), and each nucleus gets the compartment under its centroid. From
+these come the per-tile numbers the slide-level steps add up (areas and lymphocytes by
+compartment) and descriptors of the tile as a whole (a lymphocyte score, a stroma score and a
+tile class). Every size is in microns so the same settings hold at any resolution.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
-from skimage.feature import peak_local_max
-from skimage.filters import threshold_otsu
-from skimage.measure import regionprops_table
-from skimage.segmentation import watershed
 
 from rdls.errors import InputError
+from rdls.wsi.compartments import CompartmentSettings
+from rdls.wsi.nuclei import NucleusSettings
 
 STAIN_NORMALISATIONS = ("none", "macenko")
 TILE_CLASSES = ("tumour", "stroma", "lymphocyte_rich", "background")
@@ -63,36 +56,10 @@ class TileSettings:
     tissue_min_od : float
         Summed RGB optical density above which a pixel is tissue (glass is below ~0.1, pale
         stroma above ~0.25).
-    nucleus_min_haematoxylin : float
-        Floor of the Otsu threshold on haematoxylin OD: a nucleus-free tile has an Otsu
-        threshold inside its stroma or cytoplasm texture, and the floor keeps that from
-        producing nuclei. Cytoplasm and collagen sit below ~0.2, nuclei above ~0.25.
-    nucleus_max_threshold : float
-        Ceiling of the Otsu threshold: where lymphocytes are many, Otsu can fall between
-        vesicular tumour nuclei (~0.5 OD) and the darker lymphocytes (~1 OD) and lose the
-        tumour nuclei; the ceiling keeps every nucleus above cytoplasm in the mask.
-    local_window_um : float
-        Side of the window of the local-contrast condition: a nucleus pixel must also be at
-        least the mean of its surroundings, which separates the packed nuclei of a dense
-        infiltrate that all clear the global threshold.
-    nucleus_min_contrast : float
-        Least excess of a nucleus's mean haematoxylin OD over the median of the tile's
-        nucleus-free tissue. Textureless dark regions (folds, out-of-focus or over-stained
-        areas, dark background) pass the threshold everywhere, and the watershed cuts their
-        noise into "nuclei" with no contrast; real nuclei stand 0.1-0.5 OD above their
-        surroundings, and still ~0.05 after the blur of an 8x upsampled tile.
-    min_nucleus_um2, max_nucleus_um2 : float
-        Objects smaller than a 4 um disc are debris or noise; larger than ~14 um across are
-        clumps that the watershed could not split, and are left out of the counts.
-    lymphocyte_max_area_um2 : float
-        Lymphocytes are 6-8 um across (28-50 um2); tumour nuclei are 50-100 um2.
-    lymphocyte_min_roundness : float
-        Minor over major axis: lymphocytes are near-circles (> 0.8), tumour nuclei ~0.65,
-        fibroblasts ~0.3.
-    lymphocyte_min_haematoxylin : float
-        Least mean haematoxylin OD of a lymphocyte: condensed chromatin is dark, so a small
-        round object paler than this (cytoplasm fold, debris) is not one. Kept lenient (real,
-        unnormalised nuclei run 0.25-0.5 OD): size and roundness do most of the separating.
+    nuclei : rdls.wsi.nuclei.NucleusSettings
+        Segmentation and classification of nuclei, one by one.
+    compartments : rdls.wsi.compartments.CompartmentSettings
+        How epithelium, lumen and the margin band are drawn from the tumour nuclei.
     lymphocyte_rich_density_mm2 : float
         Lymphocytes per mm2 of tissue from which a tile is lymphocyte-rich (dense infiltrates
         run 3000-10000 per mm2; a tumour nest with scattered TILs stays below ~1000).
@@ -102,32 +69,20 @@ class TileSettings:
     stroma_min_score : float
         Stroma score from which a tile is stroma.
     stroma_eosin_fraction : float
-        Eosin-dominant nucleus-free share of tissue that counts as fully pink (score 1).
-    stroma_dense_nuclei_mm2 : float
-        Scale of the sparsity term ``exp(-nuclear density / this)`` of the stroma score
-        (tumour epithelium: 4000-8000 nuclei per mm2, term 0.1-0.4; stroma 500-1500, term
-        0.7-0.9). Exponential rather than clipped, so that it still ranks dense tiles.
+        Eosin-dominant nucleus-free share of tissue that counts as fully pink (pinkness 1).
     min_tissue_fraction : float
         Below this share of tissue pixels a tile is background.
     """
 
     stain_normalisation: str = "none"
     tissue_min_od: float = 0.2
-    nucleus_min_haematoxylin: float = 0.2
-    nucleus_max_threshold: float = 0.4
-    local_window_um: float = 8.0
-    nucleus_min_contrast: float = 0.05
-    min_nucleus_um2: float = 12.0
-    max_nucleus_um2: float = 150.0
-    lymphocyte_max_area_um2: float = 55.0
-    lymphocyte_min_roundness: float = 0.75
-    lymphocyte_min_haematoxylin: float = 0.25
     lymphocyte_rich_density_mm2: float = 3000.0
     lymphocyte_rich_min_share: float = 0.4
     stroma_min_score: float = 0.4
     stroma_eosin_fraction: float = 0.6
-    stroma_dense_nuclei_mm2: float = 4000.0
     min_tissue_fraction: float = 0.2
+    nuclei: NucleusSettings = field(default_factory=NucleusSettings)
+    compartments: CompartmentSettings = field(default_factory=CompartmentSettings)
 
     def __post_init__(self):
         if self.stain_normalisation not in STAIN_NORMALISATIONS:
@@ -135,11 +90,6 @@ class TileSettings:
                 f"stain_normalisation must be one of {', '.join(STAIN_NORMALISATIONS)}, "
                 f"got {self.stain_normalisation!r}; set it to 'macenko' for slides from "
                 "several scanners or stain batches, else 'none'"
-            )
-        if not 0 < self.min_nucleus_um2 < self.max_nucleus_um2:
-            raise InputError(
-                f"need 0 < min_nucleus_um2 < max_nucleus_um2, got {self.min_nucleus_um2} and "
-                f"{self.max_nucleus_um2}"
             )
 
 
@@ -233,115 +183,20 @@ def separate_stains(rgb) -> tuple[np.ndarray, np.ndarray]:
     return concentrations[:, 0].reshape(shape), concentrations[:, 1].reshape(shape)
 
 
-def segment_nuclei(haematoxylin, *, mpp, settings=None) -> np.ndarray:
-    """Label nuclei: Otsu threshold with a floor, small-object removal, watershed splitting.
-
-    The haematoxylin image is smoothed over ~0.5 um, thresholded at the larger of its Otsu
-    threshold and ``settings.nucleus_min_haematoxylin`` (so a nucleus-free tile gives no
-    nuclei), cleared of objects under ``settings.min_nucleus_um2``, and split along the
-    watershed of the smoothed distance transform, seeded at maxima at least one lymphocyte
-    radius (3 um) apart, so touching nuclei become separate labels while a single elongated
-    nucleus stays whole.
-
-    Parameters
-    ----------
-    haematoxylin : numpy.ndarray
-        ``(height, width)`` haematoxylin optical density (:func:`separate_stains`).
-    mpp : float
-        Microns per pixel.
-    settings : TileSettings, optional
-
-    Returns
-    -------
-    numpy.ndarray
-        int32 labels, 0 for background, 1..n for nuclei.
-    """
-    settings = TileSettings() if settings is None else settings
-    if mpp <= 0:
-        raise ValueError(f"mpp must be positive, got {mpp}")
-    h = np.asarray(haematoxylin, dtype=np.float32)
-    smooth = ndimage.gaussian_filter(h, sigma=max(0.25 / mpp, 0.5), truncate=2.0)
-    level = settings.nucleus_min_haematoxylin
-    if smooth.max() > level:
-        # Otsu among the stained pixels, where the choice is cytoplasm/collagen vs nuclei.
-        otsu = float(threshold_otsu(smooth[smooth > 0.1 * level]))
-        level = min(max(level, otsu), settings.nucleus_max_threshold)
-    # Local contrast (settings.local_window_um): darker than the surroundings.
-    window = max(3, round(settings.local_window_um / mpp))
-    mask = (smooth > level) & (smooth >= ndimage.uniform_filter(smooth, size=window))
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return labels.astype(np.int32)
-    pixel_um2 = mpp * mpp
-    sizes = np.bincount(labels.ravel())
-    small = sizes * pixel_um2 < settings.min_nucleus_um2
-    small[0] = True
-    mask = ~small[labels]
-    if not mask.any():
-        return np.zeros(mask.shape, dtype=np.int32)
-    radius_px = max(1, round(3.0 / mpp))
-    distance = ndimage.distance_transform_edt(mask).astype(np.float32)
-    distance = ndimage.gaussian_filter(distance, sigma=max(0.5 / mpp, 0.5), truncate=2.0)
-    distance[~mask] = 0
-    components, _ = ndimage.label(mask)
-    peaks = peak_local_max(
-        distance, min_distance=radius_px, labels=components, exclude_border=False
-    )
-    markers = np.zeros(mask.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-    labels = watershed(-distance, markers, mask=mask)
-    # Components without a peak (too thin for one) keep their own label.
-    orphan = mask & (labels == 0)
-    if orphan.any():
-        extra, _ = ndimage.label(orphan)
-        labels[orphan] = extra[orphan] + labels.max()
-    return labels.astype(np.int32)
-
-
-NUCLEUS_COLUMNS = ("label", "area_um2", "roundness", "mean_haematoxylin", "centroid_row",
-                   "centroid_col")  # fmt: skip
-
-
-def nucleus_table(labels, haematoxylin, *, mpp) -> pd.DataFrame:
-    """One row per nucleus: area, roundness, mean haematoxylin and centroid.
-
-    Roundness is minor over major axis of the fitted ellipse (1 for a circle), which unlike
-    4 pi area / perimeter^2 does not depend on how the boundary is pixelated at small sizes.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``label``, ``area_um2``, ``roundness``, ``mean_haematoxylin``,
-        ``centroid_row`` and ``centroid_col`` (pixels).
-    """
-    labels = np.asarray(labels)
-    if labels.max() == 0:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in NUCLEUS_COLUMNS})
-    props = regionprops_table(
-        labels,
-        intensity_image=np.asarray(haematoxylin, dtype=np.float32),
-        properties=(
-            "label", "area", "centroid", "intensity_mean", "axis_major_length",
-            "axis_minor_length",
-        ),
-    )  # fmt: skip
-    major = props["axis_major_length"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        roundness = np.where(major > 0, props["axis_minor_length"] / major, 1.0)
-    return pd.DataFrame(
-        {
-            "label": props["label"],
-            "area_um2": props["area"] * mpp * mpp,
-            "roundness": np.clip(roundness, 0.0, 1.0),
-            "mean_haematoxylin": props["intensity_mean"],
-            "centroid_row": props["centroid-0"],
-            "centroid_col": props["centroid-1"],
-        }
-    )
-
-
 def quantify_tile(rgb, *, mpp, settings=None) -> dict:
-    """Nuclei, lymphocytes, stroma and a class for one H&E tile.
+    """Nuclei, lymphocytes, compartments and a class for one H&E tile.
+
+    :func:`quantify_tile_detail`'s summary alone (the per-tile numbers).
+    """
+    return quantify_tile_detail(rgb, mpp=mpp, settings=settings)[0]
+
+
+def quantify_tile_detail(rgb, *, mpp, settings=None) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """Every nucleus of one H&E tile, classified and placed in its compartment.
+
+    Nuclei are segmented and classified one by one (:func:`rdls.wsi.nuclei.detect`); the
+    nuclei called tumour draw the epithelium (:func:`rdls.wsi.compartments.compartment_map`);
+    each nucleus gets the compartment under its centroid.
 
     Parameters
     ----------
@@ -353,58 +208,66 @@ def quantify_tile(rgb, *, mpp, settings=None) -> dict:
 
     Returns
     -------
-    dict
-        ``n_nuclei`` and ``n_lymphocytes`` (nuclei within the size limits); their densities
+    summary : dict
+        ``n_nuclei`` (nuclei not classed "other") and ``n_lymphocytes``; their densities
         ``nuclear_density_mm2`` and ``lymphocyte_density_mm2`` per mm2 of tissue;
-        ``tissue_fraction``; ``eosin_fraction`` (share of tissue pixels that are
-        eosin-dominant and outside nuclei); ``lymphocyte_score`` in [0, 1] (share of nuclei
-        that are lymphocytes, times ``1 - exp(-density / lymphocyte_rich_density_mm2)``,
-        times ``1 - eosin_fraction``: a lymphocyte-rich tile is packed with nuclei and has
-        little pink matrix, whereas necrotic debris holds small dark nuclear fragments in
-        eosinophilic material);
-        ``stroma_score`` in [0, 1] (pinkness times nuclear sparsity, raised for elongated
-        nuclei); and ``tile_class``, the first that applies of: "background" (tissue
-        fraction under ``min_tissue_fraction``), "lymphocyte_rich" (lymphocyte density and
-        share at their thresholds), "stroma" (stroma score at ``stroma_min_score``), else
-        "tumour".
+        ``tissue_fraction``; the areas ``epithelium_mm2``, ``stroma_mm2``, ``lumen_mm2`` and
+        ``tissue_mm2`` (epithelium + stroma); lymphocytes by the compartment of their centroid,
+        ``n_lymphocytes_epithelium`` and ``n_lymphocytes_stroma``; ``eosin_fraction`` (share of
+        tissue pixels that are eosin-dominant and outside nuclei); ``lymphocyte_score`` in
+        [0, 1] (share of nuclei that are lymphocytes, times
+        ``1 - exp(-density / lymphocyte_rich_density_mm2)``, times ``1 - eosin_fraction``: a
+        lymphocyte-rich tile is packed with nuclei and has little pink matrix, whereas
+        necrotic debris holds small dark fragments in eosinophilic material);
+        ``stroma_score`` in [0, 1] (the stroma share of the tile's epithelium and stroma,
+        times its pinkness ``min(1, eosin_fraction / stroma_eosin_fraction)``); and
+        ``tile_class``, the first that applies of: "background" (tissue fraction
+        under ``min_tissue_fraction``), "lymphocyte_rich" (lymphocyte density and share at
+        their thresholds), "stroma" (stroma score at ``stroma_min_score``), else "tumour".
+    nuclei : pandas.DataFrame
+        :data:`rdls.wsi.nuclei.NUCLEUS_COLUMNS` with ``nucleus_class`` and ``compartment``.
+    codes : numpy.ndarray
+        The tile's compartment map (:data:`rdls.wsi.compartments.COMPARTMENTS` codes).
     """
+    from rdls.wsi import compartments as comp
+    from rdls.wsi.nuclei import detect
+
     settings = TileSettings() if settings is None else settings
     rgb = _check_rgb(rgb)
     if settings.stain_normalisation == "macenko":
         rgb = macenko_normalise(rgb)
-    od = optical_density(rgb)
-    tissue = od.sum(axis=2) > settings.tissue_min_od
+    tissue = optical_density(rgb).sum(axis=2) > settings.tissue_min_od
     haematoxylin, eosin = separate_stains(rgb)
-    labels = segment_nuclei(haematoxylin, mpp=mpp, settings=settings)
-    nuclei = nucleus_table(labels, haematoxylin, mpp=mpp)
-    return _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings)
+    labels, nuclei = detect(haematoxylin, eosin, mpp=mpp, settings=settings.nuclei)
+    classes = nuclei["nucleus_class"].to_numpy()
+    tumour_labels = nuclei["label"].to_numpy()[classes == "tumour"]
+    tumour = np.isin(labels, tumour_labels) if len(tumour_labels) else np.zeros_like(tissue)
+    lymphocyte_labels = nuclei["label"].to_numpy()[classes == "lymphocyte"]
+    codes = comp.compartment_map(tissue, tumour, mpp=mpp, settings=settings.compartments,
+                                 lymphocytes=np.isin(labels, lymphocyte_labels))  # fmt: skip
+    nuclei["compartment"] = comp.names(comp.code_at(codes, nuclei["row"], nuclei["col"]))
+    summary = _summarise(nuclei, labels, tissue, codes, haematoxylin, eosin, mpp, settings)
+    return summary, nuclei, codes
 
 
-def _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings) -> dict:
-    n_pixels = tissue.size
+def _summarise(nuclei, labels, tissue, codes, haematoxylin, eosin, mpp, settings) -> dict:
+    from rdls.wsi.compartments import EPITHELIUM, LUMEN, STROMA
+
+    pixel_mm2 = (mpp / 1000.0) ** 2
     n_tissue = int(np.count_nonzero(tissue))
-    tissue_mm2 = n_tissue * (mpp / 1000.0) ** 2
-    area = nuclei["area_um2"].to_numpy()
-    free_tissue = tissue & (labels == 0)
-    surround = float(np.median(haematoxylin[free_tissue])) if free_tissue.any() else 0.0
-    counted = (
-        (area >= settings.min_nucleus_um2)
-        & (area <= settings.max_nucleus_um2)
-        & (nuclei["mean_haematoxylin"].to_numpy() - surround >= settings.nucleus_min_contrast)
-    )
-    lymphocyte = (
-        counted
-        & (area <= settings.lymphocyte_max_area_um2)
-        & (nuclei["roundness"].to_numpy() >= settings.lymphocyte_min_roundness)
-        & (nuclei["mean_haematoxylin"].to_numpy() >= settings.lymphocyte_min_haematoxylin)
-    )
+    tissue_mm2 = n_tissue * pixel_mm2
+    classes = nuclei["nucleus_class"].to_numpy()
+    where = nuclei["compartment"].to_numpy()
+    counted = classes != "other"
+    lymphocyte = classes == "lymphocyte"
     n_nuclei = int(counted.sum())
     n_lymphocytes = int(lymphocyte.sum())
     nuclear_density = n_nuclei / tissue_mm2 if n_tissue else 0.0
     lymphocyte_density = n_lymphocytes / tissue_mm2 if n_tissue else 0.0
+    free_tissue = tissue & (labels == 0)
     pink = free_tissue & (eosin > haematoxylin)
     eosin_fraction = np.count_nonzero(pink) / n_tissue if n_tissue else 0.0
-    tissue_fraction = n_tissue / n_pixels
+    tissue_fraction = n_tissue / tissue.size
 
     share = n_lymphocytes / n_nuclei if n_nuclei else 0.0
     lymphocyte_score = (
@@ -412,14 +275,13 @@ def _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings) -> di
         * (1.0 - np.exp(-lymphocyte_density / settings.lymphocyte_rich_density_mm2))
         * (1.0 - eosin_fraction)
     )
-    # Stroma: pink, few nuclei, and those few elongated (fibroblasts) rather than round.
-    others = counted & ~lymphocyte
-    elongated = (
-        float(np.mean(nuclei["roundness"].to_numpy()[others] < 0.5)) if others.any() else 0.5
-    )
+    # Stroma: the pixel map's stroma share of the tissue, confirmed by pink matrix (a tile
+    # whose few nuclei draw no nest but whose matrix is not eosin-dominant, such as fat or
+    # mucus, scores low).
     pinkness = min(1.0, eosin_fraction / settings.stroma_eosin_fraction)
-    sparsity = float(np.exp(-nuclear_density / settings.stroma_dense_nuclei_mm2))
-    stroma_score = pinkness * sparsity * (0.75 + 0.25 * elongated) if n_tissue else 0.0
+    area_mm2 = float(np.count_nonzero(codes == EPITHELIUM) + np.count_nonzero(codes == STROMA))
+    share = np.count_nonzero(codes == STROMA) / area_mm2 if area_mm2 else 0.0
+    stroma_score = share * pinkness if n_tissue else 0.0
 
     if tissue_fraction < settings.min_tissue_fraction:
         tile_class = "background"
@@ -432,12 +294,19 @@ def _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings) -> di
         tile_class = "stroma"
     else:
         tile_class = "tumour"
+    area = np.bincount(codes.ravel(), minlength=5) * pixel_mm2
     return {
         "n_nuclei": n_nuclei,
         "n_lymphocytes": n_lymphocytes,
         "nuclear_density_mm2": float(nuclear_density),
         "lymphocyte_density_mm2": float(lymphocyte_density),
         "tissue_fraction": float(tissue_fraction),
+        "tissue_mm2": float(area[EPITHELIUM] + area[STROMA]),
+        "epithelium_mm2": float(area[EPITHELIUM]),
+        "stroma_mm2": float(area[STROMA]),
+        "lumen_mm2": float(area[LUMEN]),
+        "n_lymphocytes_epithelium": int(np.count_nonzero(lymphocyte & (where == "epithelium"))),
+        "n_lymphocytes_stroma": int(np.count_nonzero(lymphocyte & (where == "stroma"))),
         "eosin_fraction": float(eosin_fraction),
         "lymphocyte_score": float(lymphocyte_score),
         "stroma_score": float(stroma_score),
@@ -445,21 +314,47 @@ def _summarise(nuclei, labels, tissue, haematoxylin, eosin, mpp, settings) -> di
     }
 
 
-def quantify_tiles(tiles: Iterable[np.ndarray], *, mpp, settings=None) -> pd.DataFrame:
-    """:func:`quantify_tile` over many tiles: one row per tile, in order, with ``tile`` index."""
-    settings = TileSettings() if settings is None else settings
-    rows = [quantify_tile(tile, mpp=mpp, settings=settings) for tile in tiles]
-    columns = ["tile", *QUANTITY_COLUMNS]
-    if not rows:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=object if c == "tile_class" else float) for c in columns}
-        )
-    table = pd.DataFrame(rows)
-    table.insert(0, "tile", np.arange(len(rows)))
-    return table[columns]
-
-
 QUANTITY_COLUMNS = (
     "n_nuclei", "n_lymphocytes", "nuclear_density_mm2", "lymphocyte_density_mm2",
-    "tissue_fraction", "eosin_fraction", "lymphocyte_score", "stroma_score", "tile_class",
+    "tissue_fraction", "tissue_mm2", "epithelium_mm2", "stroma_mm2", "lumen_mm2",
+    "n_lymphocytes_epithelium", "n_lymphocytes_stroma", "eosin_fraction", "lymphocyte_score",
+    "stroma_score", "tile_class",
 )  # fmt: skip
+
+
+def quantify_tiles(tiles: Iterable[np.ndarray], *, mpp, settings=None) -> pd.DataFrame:
+    """:func:`quantify_tile` over many tiles: one row per tile, in order, with ``tile`` index."""
+    return quantify_tiles_detail(tiles, mpp=mpp, settings=settings)[0]
+
+
+def quantify_tiles_detail(
+    tiles: Iterable[np.ndarray], *, mpp, settings=None, mosaic_um=None
+) -> tuple[pd.DataFrame, pd.DataFrame, list[np.ndarray]]:
+    """:func:`quantify_tile_detail` over many tiles.
+
+    Returns the per-tile table (``tile`` index first), the nuclei of every tile in one table
+    (with their ``tile``) and, per tile, its compartment map on mosaic cells of ``mosaic_um``
+    (default: the settings' :attr:`CompartmentSettings.mosaic_um`).
+    """
+    from rdls.wsi.compartments import mosaic_cells
+    from rdls.wsi.nuclei import NUCLEUS_COLUMNS
+
+    settings = TileSettings() if settings is None else settings
+    mosaic_um = settings.compartments.mosaic_um if mosaic_um is None else mosaic_um
+    rows, nuclei, cells = [], [], []
+    for index, tile in enumerate(tiles):
+        summary, table, codes = quantify_tile_detail(tile, mpp=mpp, settings=settings)
+        rows.append(summary)
+        table.insert(0, "tile", index)
+        nuclei.append(table)
+        cells.append(mosaic_cells(codes, mpp=mpp, mosaic_um=mosaic_um))
+    columns = ["tile", *QUANTITY_COLUMNS]
+    nucleus_columns = ["tile", *NUCLEUS_COLUMNS, "nucleus_class", "compartment"]
+    if not rows:
+        empty = pd.DataFrame(
+            {c: pd.Series(dtype=object if c == "tile_class" else float) for c in columns}
+        )
+        return empty, pd.DataFrame(columns=nucleus_columns), []
+    table = pd.DataFrame(rows)
+    table.insert(0, "tile", np.arange(len(rows)))
+    return table[columns], pd.concat(nuclei, ignore_index=True)[nucleus_columns], cells
