@@ -28,6 +28,7 @@ from scipy import ndimage
 from rdls.errors import InputError
 
 COMPARTMENTS = ("background", "epithelium", "stroma", "lumen", "other")
+WORK_UM = 1.0  # the grid the nests are drawn on, in microns
 BACKGROUND, EPITHELIUM, STROMA, LUMEN, OTHER = range(len(COMPARTMENTS))
 
 
@@ -124,16 +125,25 @@ def compartment_map(tissue, tumour_nuclei, *, mpp, settings=None, lymphocytes=No
     codes = np.where(tissue, STROMA, BACKGROUND).astype(np.uint8)
     if not nuclei.any():
         return codes
-    nests = _closed(nuclei, settings.nest_gap_um / mpp, settings.cytoplasm_um / mpp)
-    nests = _without_small(nests, settings.min_nest_um2 / (mpp * mpp))
+    # The nests are drawn on a grid of about 1 um (their outline needs no finer detail), which
+    # makes the distance transforms 4-16 times cheaper than at 0.25-0.5 um/px.
+    step = max(1, int(WORK_UM / mpp))
+    coarse_um = step * mpp
+    small = _pooled(nuclei, step)
+    nests = _closed(small, settings.nest_gap_um / coarse_um, settings.cytoplasm_um / coarse_um)
+    nests = _without_small(nests, settings.min_nest_um2 / (coarse_um * coarse_um))
     if nests.any() and lymphocytes is not None and np.any(lymphocytes):
         # Lymphocytes inside a nest: enclosed by tumour nuclei at the wider gap, and packed
         # with them at the normal one. A band of lymphocytes along the nest's outside is not
         # enclosed, and a pink strand of stroma holds neither.
-        wide = _closed(nuclei, settings.enclosed_gap_um / mpp, settings.cytoplasm_um / mpp)
-        mixed = _closed(nuclei | np.asarray(lymphocytes, dtype=bool), settings.nest_gap_um / mpp,
-                        settings.cytoplasm_um / mpp)  # fmt: skip
+        wide = _closed(small, settings.enclosed_gap_um / coarse_um,
+                       settings.cytoplasm_um / coarse_um)  # fmt: skip
+        mixed = _closed(small | _pooled(np.asarray(lymphocytes, dtype=bool), step),
+                        settings.nest_gap_um / coarse_um, settings.cytoplasm_um / coarse_um)  # fmt: skip
         nests = ndimage.binary_propagation(nests, mask=nests | (wide & mixed))
+    nests = np.repeat(np.repeat(nests, step, axis=0), step, axis=1)
+    nests = np.pad(nests, [(0, max(0, n - m)) for n, m in zip(tissue.shape, nests.shape)],
+                   mode="edge")[: tissue.shape[0], : tissue.shape[1]]  # fmt: skip
     filled = ndimage.binary_fill_holes(nests)
     holes, n_holes = ndimage.label(filled & ~nests)
     if n_holes:
@@ -167,6 +177,16 @@ def _closed(mask: np.ndarray, gap_px: float, rim_px: float) -> np.ndarray:
     if rim_px >= 1:
         padded = ndimage.distance_transform_edt(~padded) <= rim_px
     return padded[pad:-pad, pad:-pad]
+
+
+def _pooled(mask: np.ndarray, step: int) -> np.ndarray:
+    """Whether any pixel of each ``step`` x ``step`` block is set (edge blocks padded)."""
+    if step == 1:
+        return mask
+    rows, cols = -(-mask.shape[0] // step), -(-mask.shape[1] // step)
+    padded = np.zeros((rows * step, cols * step), dtype=bool)
+    padded[: mask.shape[0], : mask.shape[1]] = mask
+    return padded.reshape(rows, step, cols, step).any(axis=(1, 3))
 
 
 def _without_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
