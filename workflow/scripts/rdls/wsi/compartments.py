@@ -138,12 +138,12 @@ def compartment_map(tissue, tumour_nuclei, *, mpp, settings=None, lymphocytes=No
         # enclosed, and a pink strand of stroma holds neither.
         wide = _closed(small, settings.enclosed_gap_um / coarse_um,
                        settings.cytoplasm_um / coarse_um)  # fmt: skip
-        mixed = _closed(small | _pooled(np.asarray(lymphocytes, dtype=bool), step),
-                        settings.nest_gap_um / coarse_um, settings.cytoplasm_um / coarse_um)  # fmt: skip
+        packed = small | _pooled(np.asarray(lymphocytes, dtype=bool), step)
+        mixed = _closed(packed, settings.nest_gap_um / coarse_um, settings.cytoplasm_um / coarse_um)
         nests = ndimage.binary_propagation(nests, mask=nests | (wide & mixed))
+    # Back to the tile's pixels (the coarse grid covers it, edge blocks padded).
     nests = np.repeat(np.repeat(nests, step, axis=0), step, axis=1)
-    nests = np.pad(nests, [(0, max(0, n - m)) for n, m in zip(tissue.shape, nests.shape)],
-                   mode="edge")[: tissue.shape[0], : tissue.shape[1]]  # fmt: skip
+    nests = nests[: tissue.shape[0], : tissue.shape[1]]
     filled = ndimage.binary_fill_holes(nests)
     holes, n_holes = ndimage.label(filled & ~nests)
     if n_holes:
