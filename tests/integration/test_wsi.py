@@ -31,6 +31,18 @@ def test_every_demo_slide_gets_metrics_a_heatmap_and_a_progress_log(tiny_run):
         assert (tiny_run / f"results/wsi/heatmaps/{slide}.png").stat().st_size > 5000
         log = (tiny_run / f"logs/wsi/quantified/{slide}.log").read_text()
         assert "tiles/s" in log and " done" in log
+    # Every nucleus is kept, at level-0 coordinates, and the metrics add up from it.
+    row = metrics.set_index("slide_id").loc[slides["slide_id"].iloc[0]]
+    nuclei = pd.read_parquet(tiny_run / f"results/wsi/nuclei/{row.name}.parquet")
+    assert {"x0", "y0", "nucleus_class", "compartment", "distance_to_epithelium_um",
+            "in_margin", "area_um2", "mean_haematoxylin"} <= set(nuclei.columns)  # fmt: skip
+    assert nuclei["x0"].between(0, 2048).all() and nuclei["y0"].between(0, 1536).all()
+    lymphocytes = nuclei[nuclei["nucleus_class"] == "lymphocyte"]
+    counted = lymphocytes["compartment"].isin(["epithelium", "stroma"]).sum()
+    assert counted / row["tissue_mm2"] == pytest.approx(row["lymphocyte_density_mm2"])
+    inside = lymphocytes["compartment"] == "epithelium"
+    assert (lymphocytes.loc[inside, "distance_to_epithelium_um"] == 0).all()
+    assert set(metrics["immune_phenotype"]) <= {"inflamed", "excluded", "desert"}
     by_subtype = pd.read_csv(tiny_run / "results/wsi/by_subtype.tsv", sep="\t")
     assert {"lymphocyte_density_mm2", "stroma_fraction"} <= set(by_subtype["metric"])
 

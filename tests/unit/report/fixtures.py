@@ -445,6 +445,7 @@ def write_results(root: Path) -> dict:
             "exclusion_index": [4.0, 1.1, 1.5],
             "stroma_fraction": [0.3, 0.35, 0.75],
             "tumour_stroma_ratio": [2.3, 1.9, 0.33],
+            "immune_phenotype": ["excluded", "inflamed", "desert"],
             "qc_flags": ["", "", ""],
         },
     )

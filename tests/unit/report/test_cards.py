@@ -39,6 +39,10 @@ def test_planted_pathology_reads_as_sentences_with_test_and_p(cards):
         t.startswith("Highest stroma fraction of the 3 subtypes: median 0.75")
         for t in texts(cards, "RDLS3", "Pathology")
     )
+    assert any(
+        t.startswith("Immune phenotype excluded on 1 of 1 slides")
+        for t in texts(cards, "RDLS1", "Pathology")
+    )
     # each extreme is stated once, on the card of the subtype that holds it
     assert not any("stroma fraction" in t for t in texts(cards, "RDLS1") + texts(cards, "RDLS2"))
 

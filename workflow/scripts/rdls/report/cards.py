@@ -474,12 +474,38 @@ def _pathology_facts(data: CardInputs, subtypes: Sequence[str]):
             facts += extreme_facts(
                 comparison, direction=direction, label=label, topic="Pathology", unit=unit
             )
+    facts += _phenotype_facts(data)
     facts += _absent(
         comparisons,
         subtypes,
         "Pathology",
         "No slide of this subtype has slide metrics (none analysed, or all failed QC).",
     )
+    return facts
+
+
+def _phenotype_facts(data: CardInputs) -> list[tuple[str, Fact]]:
+    """Each subtype's commonest immune phenotype and on how many of its slides."""
+    if data.slide_metrics is None or data.assignments is None:
+        return []
+    if "immune_phenotype" not in data.slide_metrics.columns:
+        return []
+    slides = data.slide_metrics.merge(data.assignments[["subject_id", "subtype"]], on="subject_id")
+    slides = slides[slides["immune_phenotype"].isin(["inflamed", "excluded", "desert"])]
+    facts = []
+    for subtype, group in slides.groupby("subtype"):
+        counts = group["immune_phenotype"].value_counts()
+        facts.append(
+            (
+                str(subtype),
+                Fact(
+                    "Pathology",
+                    f"Immune phenotype {counts.index[0]} on {counts.iloc[0]} of {len(group)} "
+                    "slides (Chen and Mellman's inflamed, excluded or desert, from the "
+                    "lymphocyte densities in epithelium and stroma).",
+                ),
+            )
+        )
     return facts
 
 
