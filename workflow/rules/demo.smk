@@ -51,7 +51,7 @@ if DEMO:
     rule demo_slides:
         """Pyramidal H&E-like whole-slide images of the demo (tiled TIFF that OpenSlide reads)."""
         input:
-            code=rdls_sources("demo._plan", "demo._generate", "demo._slides"),
+            code=rdls_sources("demo._plan", "demo._generate", "demo._slides", "wsi.pyramid"),
         output:
             slides=[f"{DEMO_ROOT}/{path}" for path in DEMO_PLAN.slides["path"]],
             truth=demo_truth("slides"),

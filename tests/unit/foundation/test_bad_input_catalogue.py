@@ -654,7 +654,7 @@ WSI = [
           "--pyramid)"), _H01_GOES_ON),
     Case("wsi_no_tissue", "wsi", "a white slide without tissue",
          "excluded", _wsi(_blank_slide),
-         ("{tmp}/H02.tiff: 0.00 mm2 of tissue found, below wsi.tissue.min_tissue_mm2 = 0.1; "
+         ("{tmp}/H02.tiff: 0.00 mm2 of tissue found, below wsi.tissue.min_tissue_mm2 = 0.01; "
           "check that the slide holds tissue, or lower the threshold.",), _H01_GOES_ON),
     Case("wsi_no_mpp", "wsi", "the slide records no microns per pixel; no mpp in the sheet "
          "and wsi.mpp_fallback null", "excluded", _wsi(_slide_without_mpp),

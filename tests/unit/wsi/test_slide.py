@@ -324,6 +324,20 @@ def test_tile_grid_geometry_on_a_known_mask():
         tile_grid(mask, mask_mpp=4.0, info=info, tile_px=64, overlap_px=64)
 
 
+def test_tissue_to_the_slide_edge_keeps_its_edge_tiles():
+    """A 328 px region of tissue (a core or an annotated patch): the tiles at 256 px reach past
+    its edge, are judged on their part inside it and kept (the corner one holds 8% of a tile);
+    a sliver of under a twentieth is not."""
+    info = _info(328, 328, mpp=0.5)
+    mask = np.ones((41, 41), dtype=bool)  # 8 um/px
+    tiles = tile_grid(mask, mask_mpp=4.0, info=info, tile_px=256, tile_mpp=0.5)
+    assert tiles[["x", "y"]].values.tolist() == [[0, 0], [256, 0], [0, 256], [256, 256]]
+    np.testing.assert_allclose(tiles.tissue_fraction, 1.0)
+    sliver = tile_grid(np.ones((33, 33), bool), mask_mpp=4.0, info=_info(264, 264), tile_px=256,
+                       tile_mpp=0.5)  # fmt: skip
+    assert tiles.shape[0] == 4 and sliver[["x", "y"]].values.tolist() == [[0, 0]]
+
+
 # Slides without tissue, and pen ------------------------------------------------------------
 
 

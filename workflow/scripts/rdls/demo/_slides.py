@@ -44,9 +44,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import tifffile
 from scipy import ndimage
 from scipy.spatial import cKDTree
+
+from rdls.wsi.pyramid import write_pyramid
 
 MARGIN_UM = 30.0  # the invasive-margin band: stroma within this distance of the epithelium
 
@@ -87,7 +88,6 @@ _EOSIN_OD = np.array([0.16, 0.87, 0.46])
 _REGION_CELL_UM = 4.0  # region maps are drawn on a grid of cells about this size
 _BAND_ROWS = 512  # level-0 rows rendered at a time, to bound the float temporaries
 _TILE = 256
-_MIN_LEVEL_SIDE_PX = 512  # keep halving until the smaller side drops below this
 _MARGIN_BLOCK_UM = 2.0  # the margin band is measured on blocks of about this size
 _EPSILON_DENSITY_MM2 = 1.0  # floor of the intratumoral density in the exclusion index
 
@@ -194,7 +194,7 @@ def write_slide(*, out_path, subtype, mpp, size_px, rng, nuclei_out=None) -> dic
     nuclei = _draw_cells(rng, codes, compartments, grid, lumens, cell_px, mpp, biology)
     rgb = _to_rgb(codes, _colour_table(rng))
     del codes
-    _write_pyramid(out_path, rgb, mpp)
+    write_pyramid(out_path, rgb, mpp=mpp, tile_px=_TILE)
     del rgb
 
     pixel_mm2 = (mpp / 1000.0) ** 2
@@ -828,35 +828,3 @@ def _to_rgb(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
     for channel in range(3):
         rgb[..., channel] = table[:, channel][codes]
     return rgb
-
-
-def _write_pyramid(out_path, rgb: np.ndarray, mpp: float) -> None:
-    """Write level 0 and its 2x downsamples, each a tiled top-level page OpenSlide reads."""
-    options = {
-        "tile": (_TILE, _TILE),
-        "photometric": "rgb",
-        "compression": "zlib",
-        # Level 3 without a predictor: the colour-table pixels repeat exact byte runs, which
-        # the horizontal predictor would break up (measured: larger files, slower).
-        "compressionargs": {"level": 3},
-        "maxworkers": 1,  # the workflow runs slides in parallel jobs; stay on one core
-        "resolutionunit": "CENTIMETER",
-        "metadata": None,
-    }
-    with tifffile.TiffWriter(out_path, bigtiff=rgb.nbytes > 2**31) as tif:
-        level_mpp = float(mpp)
-        tif.write(rgb, resolution=(1e4 / level_mpp, 1e4 / level_mpp), **options)
-        while min(rgb.shape[:2]) >= _MIN_LEVEL_SIDE_PX:
-            rgb = _halve(rgb)
-            level_mpp *= 2
-            tif.write(rgb, resolution=(1e4 / level_mpp, 1e4 / level_mpp), subfiletype=1, **options)
-
-
-def _halve(rgb: np.ndarray) -> np.ndarray:
-    """2x2 box-filter downsample (odd trailing rows and columns dropped)."""
-    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-    total = rgb[0:h:2, 0:w:2].astype(np.uint16)
-    total += rgb[1:h:2, 0:w:2]
-    total += rgb[0:h:2, 1:w:2]
-    total += rgb[1:h:2, 1:w:2]
-    return ((total + 2) >> 2).astype(np.uint8)

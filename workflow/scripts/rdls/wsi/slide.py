@@ -357,7 +357,7 @@ class TissueSettings:
     method: str = "saturation"
     min_saturation: float = 0.07
     closing_um: float = 30.0
-    min_object_mm2: float = 0.05
+    min_object_mm2: float = 0.01
     exclude_pen: bool = True
 
     def __post_init__(self):
@@ -552,6 +552,9 @@ def qc_flags(
     }
 
 
+MIN_TILE_INSIDE = 0.05  # least share of a tile inside the slide for an edge tile to count
+
+
 def tile_grid(
     mask: np.ndarray,
     *,
@@ -565,9 +568,10 @@ def tile_grid(
     """The tissue tiles of a regular grid at the tile resolution, as coordinates (no files).
 
     Tiles are ``tile_px`` pixels wide at ``tile_mpp`` with stride ``tile_px - overlap_px``,
-    starting at level-0 pixel (0, 0); a tile is kept when the share of its area covered by
-    ``mask`` (area-weighted, so exact for any ratio of tile to mask pixel size; anything past
-    the mask counts as no tissue) is at least ``min_tissue_fraction``.
+    starting at level-0 pixel (0, 0); a tile is kept when the share of its area inside the
+    slide that ``mask`` covers (area-weighted, so exact for any ratio of tile to mask pixel
+    size) is at least ``min_tissue_fraction``, and at least a twentieth of it lies inside
+    the slide. Pixels of an edge tile past the slide read as white (:func:`read_at_mpp`).
 
     Parameters
     ----------
@@ -622,8 +626,12 @@ def tile_grid(
         return ndimage.map_coordinates(table, [rows, cols], order=1, mode="nearest")
 
     area = area_to(r1, c1) - area_to(r0, c1) - area_to(r1, c0) + area_to(r0, c0)
-    fraction = np.clip(area / side**2, 0.0, 1.0)
-    keep = fraction >= min_tissue_fraction
+    # Judged on the part of the tile inside the slide, so that tissue running to the slide's
+    # edge (a region of interest, a core cut to size) keeps its edge tiles; slivers of under
+    # a twentieth of a tile are left out.
+    inside = (c1 - c0) * (r1 - r0)
+    fraction = np.clip(area / np.maximum(inside, 1e-12), 0.0, 1.0)
+    keep = (fraction >= min_tissue_fraction) & (inside >= MIN_TILE_INSIDE * side**2)
     return pd.DataFrame(
         {
             "tile_id": np.arange(int(keep.sum()), dtype=np.int64),
