@@ -86,12 +86,16 @@ def score(images, tables, settings) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append({"image": image["name"][:23], "tp": result["tp"], "fp": result["fp"],
                      "fn": result["fn"], "precision": result["precision"],
                      "recall": result["recall"], "f1": result["f1"]})  # fmt: skip
-    table = pd.DataFrame(rows)
+    return _with_pooled(pd.DataFrame(rows), "pooled"), confusion
+
+
+def _with_pooled(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The per-image rows and one more: counts summed over images, their ratios."""
     tp, fp, fn = table[["tp", "fp", "fn"]].sum()
-    pooled = {"image": "pooled", "tp": tp, "fp": fp, "fn": fn,
+    pooled = {"image": name, "tp": tp, "fp": fp, "fn": fn,
               "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
               "f1": _ratio(2 * tp, 2 * tp + fp + fn)}  # fmt: skip
-    return pd.concat([table, pd.DataFrame([pooled])], ignore_index=True), confusion
+    return pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)
 
 
 def pooled_f1(images, tables, settings) -> float:
@@ -114,12 +118,7 @@ def leave_one_image_out(images, tables, settings) -> tuple[pd.DataFrame, list[fl
         fitted = dataclasses.replace(settings, lymphocyte_min_relative=best)
         table, _ = score([images[i]], [tables[i]], fitted)
         rows.append(table.iloc[0])
-    table = pd.DataFrame(rows)
-    tp, fp, fn = table[["tp", "fp", "fn"]].sum()
-    pooled = {"image": "pooled (LOIO)", "tp": tp, "fp": fp, "fn": fn,
-              "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
-              "f1": _ratio(2 * tp, 2 * tp + fp + fn)}  # fmt: skip
-    return pd.concat([table, pd.DataFrame([pooled])], ignore_index=True), chosen
+    return _with_pooled(pd.DataFrame(rows), "pooled (LOIO)"), chosen
 
 
 def _ratio(a, b) -> float:
