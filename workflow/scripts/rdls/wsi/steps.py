@@ -77,8 +77,11 @@ def tissue_step(
         mask = tissue_mask(
             image,
             mpp=thumb_mpp,
-            settings=TissueSettings(method=tissue["method"], exclude_pen=tissue["exclude_pen"],
-                                    min_object_mm2=tissue["min_object_mm2"]),  # fmt: skip
+            settings=TissueSettings(
+                method=tissue["method"],
+                exclude_pen=tissue["exclude_pen"],
+                min_object_mm2=tissue["min_object_mm2"],
+            ),
         )
         detail = thumbnail(slide, info, mpp=QC_MPP)
         judged = qc_flags(
