@@ -1,7 +1,8 @@
 """Whole-slide images: tissue and QC, tiles, lymphocytes and stroma per slide (DESIGN.md: wsi).
 
 One job per slide for tissue detection and for quantification (parallel inside the slide
-with the job's threads); the summary and the comparison by subtype read every slide.
+with the job's threads, wsi.quantify.threads); the summary and the comparison by subtype
+read every slide.
 """
 
 if WSI:
@@ -73,7 +74,7 @@ if WSI:
             "benchmarks/wsi/quantified/{slide}.tsv"
         conda:
             "../envs/wsi.yaml"
-        threads: 2
+        threads: config["wsi"]["quantify"]["threads"]
         resources:
             mem_mb=3000,
             runtime=60,
