@@ -279,8 +279,9 @@ def _summarise(nuclei, labels, tissue, codes, haematoxylin, eosin, mpp, settings
     # whose few nuclei draw no nest but whose matrix is not eosin-dominant, such as fat or
     # mucus, scores low).
     pinkness = min(1.0, eosin_fraction / settings.stroma_eosin_fraction)
-    area_mm2 = float(np.count_nonzero(codes == EPITHELIUM) + np.count_nonzero(codes == STROMA))
-    share = np.count_nonzero(codes == STROMA) / area_mm2 if area_mm2 else 0.0
+    area = np.bincount(codes.ravel(), minlength=5) * pixel_mm2
+    nest_and_stroma = area[EPITHELIUM] + area[STROMA]
+    share = area[STROMA] / nest_and_stroma if nest_and_stroma else 0.0
     stroma_score = share * pinkness if n_tissue else 0.0
 
     if tissue_fraction < settings.min_tissue_fraction:
@@ -294,7 +295,6 @@ def _summarise(nuclei, labels, tissue, codes, haematoxylin, eosin, mpp, settings
         tile_class = "stroma"
     else:
         tile_class = "tumour"
-    area = np.bincount(codes.ravel(), minlength=5) * pixel_mm2
     return {
         "n_nuclei": n_nuclei,
         "n_lymphocytes": n_lymphocytes,
